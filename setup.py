@@ -1,0 +1,5 @@
+"""Installs fnas_keras; the metadata lives in setup.cfg."""
+
+import setuptools
+
+setuptools.setup()
