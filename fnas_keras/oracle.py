@@ -1,0 +1,485 @@
+"""FNASOracle: the RL controller behind keras-tuner's Oracle interface.
+
+Every hyperparameter is one categorical decision of the controller. Before a
+sample becomes a trial it passes the latency gate: a child over the spec gets
+the penalty reward at once, is logged to `rejected.jsonl` and is never
+trained. Trained children are rewarded when their trial ends.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import time
+from typing import Any
+from typing import Callable
+from typing import NamedTuple
+
+import keras_tuner
+import numpy as np
+from keras_tuner.src.engine import trial as trial_module
+
+from fnas_keras import controller as controller_module
+from fnas_keras import fpga
+from fnas_keras import reward as reward_module
+from fnas_keras import storage
+
+TrialStatus = trial_module.TrialStatus
+Gate = Callable[[dict], "fpga.LatencyReport"]
+
+# Ints and Floats with a step and at most this many values are enumerated;
+# larger or step-less ranges get `float_values` points on their scale.
+_MAX_ENUMERATED = 64
+_SAVE_EVERY_REJECTIONS = 100
+_REPORT_METRICS = ("latency_ms", "dsp_used", "bram18_used", "throughput_fps")
+
+
+class FNASOracle(keras_tuner.Oracle):
+    """An LSTM controller trained with REINFORCE, gated by FPGA latency.
+
+    Args:
+        objective: As for any keras-tuner Oracle; its value is the accuracy
+            term of the reward (negated when the direction is "min").
+        max_trials: Number of trained children at most.
+        latency_spec_ms: The latency spec; None searches on accuracy alone.
+        reward: "fnas" (default), "mnas_soft", "mnas_hard" or "accuracy".
+        enforce_spec: Reject children over the spec before training. False
+            measures latency (when a gate is set) but trains every child.
+        max_rejections: Samples in a row without a new trial before the
+            search stops with an error (all over spec) or ends (exhausted).
+        float_values: Values a Float or step-less range is discretised into.
+        controller_options: Keyword arguments for `controller.Controller`.
+        seed: Seed of the controller; same seed, same samples.
+        hyperparameters, allow_new_entries, tune_new_entries,
+        max_retries_per_trial, max_consecutive_failed_trials: As for
+            `keras_tuner.Oracle`.
+
+    Example:
+        >>> oracle = FNASOracle(objective="val_accuracy", max_trials=10,
+        ...                     latency_spec_ms=5.0, seed=1)
+        >>> oracle.gate = lambda values: fpga.analyze(layers(values), "pynq-z1")
+    """
+
+    def __init__(
+        self,
+        objective: Any = None,
+        max_trials: int = 10,
+        *,
+        latency_spec_ms: float | None = None,
+        reward: str = "fnas",
+        enforce_spec: bool = True,
+        max_rejections: int = 1000,
+        float_values: int = 10,
+        controller_options: dict | None = None,
+        seed: int | None = None,
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        _check_positive_int("max_trials", max_trials)
+        _check_positive_int("max_rejections", max_rejections)
+        _check_positive_int("float_values", float_values)
+        self.latency_spec_ms = checked_spec(latency_spec_ms)
+        self.reward_rule = reward_module.check_rule(reward)
+        self.enforce_spec = bool(enforce_spec)
+        self.max_rejections = max_rejections
+        self.float_values = float_values
+        self.gate: Gate | None = None
+        self.controller = controller_module.Controller(
+            seed=self.seed, **(controller_options or {})
+        )
+        self._decisions: dict[str, list] = {}
+        self._pending: dict[str, dict] = {}
+        self._accuracy_baseline: float | None = None
+        # Values hash -> (latency or None, reason) of each rejected child.
+        self._rejected: dict[str, tuple[float | None, str]] = {}
+        self._controller_file = ""
+        self.num_rejected = 0
+        self.num_samples = 0
+        self.fastest_ms: float | None = None
+        self.progress = None
+
+    # Sampling ------------------------------------------------------------
+
+    def populate_space(self, trial_id: str) -> dict:
+        """Samples until a new child passes the gate; see the module doc."""
+        if not self.hyperparameters.space:
+            raise keras_tuner.errors.FatalValueError(
+                "the search space is empty: the hypermodel declared no "
+                "hyperparameters, so there is nothing to search"
+            )
+        self._sync_decisions()
+        over_spec = 0
+        for _ in range(self.max_rejections):
+            decisions = self.controller.sample()
+            values = self._values_for(decisions)
+            self.num_samples += 1
+            digest = self._compute_values_hash(values)
+            if self._duplicate(values):
+                self._reward_duplicate(digest, decisions)
+                continue
+            verdict = self._judge(digest, values)
+            if verdict.rejected:
+                over_spec += 1
+                self._reject(digest, values, decisions, verdict)
+                continue
+            self._pending[trial_id] = {
+                "decisions": decisions,
+                "report": verdict.figures,
+            }
+            return {"status": TrialStatus.RUNNING, "values": values}
+        return self._give_up(over_spec)
+
+    def _sync_decisions(self) -> None:
+        """Adds a decision for each hyperparameter the controller lacks."""
+        for hp in self.hyperparameters.space:
+            if hp.name not in self._decisions:
+                choices = decision_values(hp, self.float_values)
+                self._decisions[hp.name] = choices
+                self.controller.add_decision(len(choices))
+
+    def _values_for(self, decisions: list[int]) -> dict:
+        """Maps decisions to the values of the active hyperparameters."""
+        hps = keras_tuner.HyperParameters()
+        index = {name: i for i, name in enumerate(self._decisions)}
+        for hp in self.hyperparameters.space:
+            hps.merge([hp])
+            if hps.is_active(hp):
+                choices = self._decisions[hp.name]
+                hps.values[hp.name] = choices[decisions[index[hp.name]]]
+        return hps.values
+
+    def _judge(self, digest: str, values: dict) -> "Verdict":
+        """Runs the gate on one child; a repeat of a rejected one is cached.
+
+        A child that does not fit on the device at all is rejected with an
+        infinite latency.
+        """
+        if digest in self._rejected:
+            latency, reason = self._rejected[digest]
+            latency = math.inf if latency is None else latency
+            return Verdict(True, latency, None, reason)
+        if self.gate is None:
+            return Verdict(False, None, None, "")
+        try:
+            report = self.gate(values)
+        except fpga.ResourceError as error:
+            return Verdict(True, math.inf, None, str(error))
+        latency = report.latency_ms
+        self.fastest_ms = _min(self.fastest_ms, latency)
+        spec = self.latency_spec_ms
+        over = self.enforce_spec and spec is not None and latency > spec
+        return Verdict(over, latency, _report_figures(report), "over spec")
+
+    def _reject(
+        self, digest: str, values: dict, decisions: list, verdict: "Verdict"
+    ) -> None:
+        """Penalises, logs and remembers one child over the spec."""
+        spec = self.latency_spec_ms
+        latency = verdict.latency_ms
+        value = reward_module.rejected(self.reward_rule, latency, spec)
+        stats = self.controller.update(decisions, value)
+        self.num_rejected += 1
+        finite = latency if math.isfinite(latency) else None
+        self._rejected[digest] = (finite, verdict.reason)
+        record = {
+            "step": stats.step,
+            "values": values,
+            "latency_ms": finite,
+            "spec_ms": spec,
+            "reason": verdict.reason,
+            "reward": value,
+            "time": time.time(),
+        }
+        storage.append_jsonl(self._rejected_path(), record)
+        if self.progress is not None:
+            self.progress.on_update(stats, rejected=True)
+        if self.verbose:
+            shown = "does not fit" if finite is None else f"{finite:.3f} ms"
+            print(
+                f"Rejected child {self.num_rejected}: latency {shown} > spec "
+                f"{spec} ms, not trained"
+            )
+        if self.num_rejected % _SAVE_EVERY_REJECTIONS == 0:
+            self.save()
+
+    def _reward_duplicate(self, digest: str, decisions: list) -> None:
+        """Rewards a repeat of an ended trial with its known result."""
+        trial = self._trial_by_hash(digest)
+        if trial is None or trial.status == TrialStatus.RUNNING:
+            return
+        value = self._trained_reward(trial, update_baseline=False)
+        stats = self.controller.update(decisions, value)
+        if self.progress is not None:
+            self.progress.on_update(stats, rejected=False)
+
+    def _trial_by_hash(self, digest: str):
+        for trial_id, trial_digest in self._id_to_hash.items():
+            if trial_digest == digest and trial_id in self.trials:
+                return self.trials[trial_id]
+        return None
+
+    def _give_up(self, over_spec: int) -> dict:
+        """Stops after `max_rejections` samples without a new trial."""
+        if over_spec == self.max_rejections:
+            fastest = (
+                "none fits on the device"
+                if self.fastest_ms is None
+                else f"the fastest seen is {self.fastest_ms:.3f} ms"
+            )
+            raise keras_tuner.errors.FatalValueError(
+                f"{self.max_rejections} children in a row were over the "
+                f"latency spec of {self.latency_spec_ms} ms ({fastest}); "
+                "raise latency_spec_ms, pick a larger device or shrink the "
+                "search space"
+            )
+        print(
+            f"Search space exhausted: {self.max_rejections} samples in a row "
+            "repeated architectures already tried; stopping."
+        )
+        return {"status": TrialStatus.STOPPED, "values": None}
+
+    # Trial life cycle ----------------------------------------------------
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id: str):
+        """Creates a trial and attaches its FPGA figures as metrics."""
+        trial = super().create_trial(tuner_id)
+        pending = self._pending.get(trial.trial_id)
+        if trial.status == TrialStatus.RUNNING and pending:
+            _attach_report(trial, pending["report"])
+            self._save_trial(trial)
+        return trial
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial) -> None:
+        """Ends a trial, then rewards the controller for it."""
+        super().end_trial(trial)
+        self._settle_ended_trials()
+        self.save()
+
+    def _settle_ended_trials(self) -> None:
+        """Rewards every pending child whose trial has ended (idempotent)."""
+        ended = set(self.end_order)
+        for trial_id in [t for t in self._pending if t in ended]:
+            trial = self.trials[trial_id]
+            value = self._trained_reward(trial, update_baseline=True)
+            stats = self.controller.update(
+                self._pending.pop(trial_id)["decisions"], value
+            )
+            if self.progress is not None:
+                self.progress.on_update(stats, rejected=False, trial=trial)
+
+    def _trained_reward(self, trial, update_baseline: bool) -> float:
+        """The reward of an ended trial; a failed one counts as accuracy 0."""
+        spec = self.latency_spec_ms
+        if trial.status != TrialStatus.COMPLETED or trial.score is None:
+            return reward_module.rejected(self.reward_rule, math.inf, spec or 1)
+        accuracy = trial.score
+        if self.objective.direction == "min":
+            accuracy = -accuracy
+        latency = metric(trial, "latency_ms")
+        result = reward_module.trained(
+            self.reward_rule, accuracy, latency, spec, self._accuracy_baseline
+        )
+        if update_baseline:
+            self._accuracy_baseline = result.baseline
+        return result.value
+
+    def get_best_trials(self, num_trials: int = 1) -> list:
+        """The best completed trials; with an enforced spec, within it."""
+        trials = [
+            t for t in self.trials.values()
+            if t.status == TrialStatus.COMPLETED and self.meets_spec(t)
+        ]
+        trials.sort(
+            key=lambda t: t.score, reverse=self.objective.direction == "max"
+        )
+        return trials[:num_trials]
+
+    def meets_spec(self, trial) -> bool:
+        """Whether a trial's latency is within the spec (or none is set)."""
+        latency = metric(trial, "latency_ms")
+        spec = self.latency_spec_ms
+        if not self.enforce_spec or spec is None or latency is None:
+            return True
+        return latency <= spec
+
+    # State ---------------------------------------------------------------
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        state["fnas"] = {
+            "decisions": self._decisions,
+            "pending": self._pending,
+            "accuracy_baseline": self._accuracy_baseline,
+            "num_rejected": self.num_rejected,
+            "num_samples": self.num_samples,
+            "fastest_ms": self.fastest_ms,
+            "controller_file": self._controller_file,
+        }
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        fnas = state["fnas"]
+        self._decisions = fnas["decisions"]
+        self._pending = fnas["pending"]
+        self._accuracy_baseline = fnas["accuracy_baseline"]
+        self.num_rejected = fnas["num_rejected"]
+        self.num_samples = fnas["num_samples"]
+        self.fastest_ms = fnas["fastest_ms"]
+        self._controller_file = fnas["controller_file"]
+        path = os.path.join(self._project_dir, self._controller_file)
+        self.controller = controller_module.Controller.load(path)
+        # Rejections logged after the last save are dropped: the restored
+        # controller and random state draw and log them again, once.
+        kept = storage.truncate_jsonl(
+            self._rejected_path(),
+            keep=lambda record: record["step"] <= self.controller.step,
+        )
+        self._rejected = {
+            self._compute_values_hash(r["values"]): (r["latency_ms"],
+                                                     r["reason"])
+            for r in kept
+        }
+
+    def save(self) -> None:
+        """Writes the controller, then oracle.json, each atomically.
+
+        oracle.json names the controller file it goes with, so a kill
+        between the two writes leaves the previous pair intact.
+        """
+        self._controller_file = self._save_controller()
+        storage.write_json(self._get_oracle_fname(), self.get_state())
+        storage.remove_stale(
+            self._project_dir, "controller-*.npz", keep=self._controller_file
+        )
+
+    def reload(self) -> None:
+        """Reloads, checking every state file and naming a corrupt one."""
+        pattern = os.path.join(self._project_dir, "trial_*", "trial.json")
+        for path in [self._get_oracle_fname(), *glob.glob(pattern)]:
+            storage.read_json(path)
+        super().reload()
+        self._settle_ended_trials()
+
+    def _save_controller(self) -> str:
+        name = f"controller-{self.controller.step:08d}.npz"
+        self.controller.save(os.path.join(self._project_dir, name))
+        return name
+
+    def _save_trial(self, trial) -> None:
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        storage.write_json(path, trial.get_state())
+
+    def _rejected_path(self) -> str:
+        return os.path.join(self._project_dir, "rejected.jsonl")
+
+    def rejected(self) -> list[dict]:
+        """Every rejected child so far, as logged in rejected.jsonl."""
+        return storage.read_jsonl(self._rejected_path())
+
+
+def decision_values(hp, float_values: int = 10) -> list:
+    """The finite list of values one hyperparameter's decision chooses from.
+
+    Args:
+        hp: A keras-tuner hyperparameter.
+        float_values: Points for a Float or Int without a usable step, spread
+            on its sampling scale (linear, log or reverse_log).
+
+    Returns:
+        The values, in order.
+
+    Raises:
+        keras_tuner.errors.FatalValueError: For an unsupported type.
+    """
+    hp_types = keras_tuner.engine.hyperparameters
+    if isinstance(hp, hp_types.Boolean):
+        return [False, True]
+    if isinstance(hp, hp_types.Fixed):
+        return [hp.value]
+    if isinstance(hp, hp_types.Choice):
+        return list(hp.values)
+    if isinstance(hp, (hp_types.Int, hp_types.Float)):
+        cast = int if isinstance(hp, hp_types.Int) else float
+        if hp.step is not None and hp._get_n_values() <= _MAX_ENUMERATED:
+            count = hp._get_n_values()
+            return [cast(hp._get_value_by_index(i)) for i in range(count)]
+        probs = np.linspace(0.0, 1.0, float_values)
+        points = [cast(hp._sample_numerical_value(p)) for p in probs]
+        if hp.step is not None:
+            points = [cast(hp.prob_to_value(min(p, 1 - 1e-9))) for p in probs]
+        return list(dict.fromkeys(points))
+    raise keras_tuner.errors.FatalValueError(
+        f"hyperparameter {hp.name!r} of type {type(hp).__name__} cannot be "
+        "searched; supported: Choice, Int, Float, Boolean, Fixed"
+    )
+
+
+class Verdict(NamedTuple):
+    """The gate's judgement of one child."""
+
+    rejected: bool
+    latency_ms: float | None
+    figures: dict | None
+    reason: str
+
+
+def _report_figures(report) -> dict:
+    return {name: float(getattr(report, name)) for name in _REPORT_METRICS}
+
+
+def _attach_report(trial, figures: dict | None) -> None:
+    """Records a child's FPGA figures as metrics of its trial."""
+    for name, value in (figures or {}).items():
+        if not trial.metrics.exists(name):  # A retried trial has them.
+            trial.metrics.register(name, direction="min")
+            trial.metrics.update(name, value)
+
+
+def metric(trial, name: str) -> float | None:
+    """The last value of a trial's metric, or None if it has none."""
+    if not trial.metrics.exists(name):
+        return None
+    return trial.metrics.get_last_value(name)
+
+
+def _min(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def checked_spec(spec: float | None) -> float | None:
+    """Returns a latency spec as a float, or None.
+
+    Raises:
+        ValueError: If it is not a finite number > 0 (zero, negative, NaN).
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, bool) or not isinstance(spec, (int, float)):
+        raise ValueError(f"latency_spec_ms must be a number, got {spec!r}")
+    if not (math.isfinite(spec) and spec > 0):
+        raise ValueError(
+            f"latency_spec_ms must be a finite number > 0, got {spec!r}"
+        )
+    return float(spec)

@@ -1,0 +1,321 @@
+"""FNASOracle driven through create/update/end trial, with no model at all."""
+
+import json
+import math
+import os
+from typing import NamedTuple
+
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+from fnas_keras import fpga
+from fnas_keras import oracle as oracle_module
+
+SPEC_MS = 30.0
+
+
+class FakeReport(NamedTuple):
+    latency_ms: float
+    dsp_used: float = 100.0
+    bram18_used: float = 50.0
+    throughput_fps: float = 1000.0
+
+
+def latency_of(values):
+    """A toy latency model: a * b ms, so (a, b) <= 30 meets the spec."""
+    return float(values["a"] * values["b"])
+
+
+def toy_gate(values):
+    return FakeReport(latency_of(values))
+
+
+def space():
+    hps = kt.HyperParameters()
+    hps.Choice("a", [1, 2, 3, 4])
+    hps.Choice("b", [5, 10, 20])
+    return hps
+
+
+def make_oracle(tmp_path, gate=toy_gate, hps=None, **kwargs):
+    options = dict(
+        objective=kt.Objective("score", "max"),
+        max_trials=5,
+        latency_spec_ms=SPEC_MS,
+        seed=3,
+        hyperparameters=hps if hps is not None else space(),
+    )
+    options.update(kwargs)
+    oracle = oracle_module.FNASOracle(**options)
+    oracle._set_project_dir(str(tmp_path), "project")
+    oracle.verbose = 0
+    oracle.gate = gate
+    return oracle
+
+
+def run_trial(oracle, score, status="COMPLETED"):
+    trial = oracle.create_trial("tuner0")
+    if trial.status != "RUNNING":
+        return trial
+    if score is not None:
+        oracle.update_trial(trial.trial_id, {"score": score})
+    trial.status = status
+    oracle.end_trial(trial)
+    return trial
+
+
+def test_rejected_children_never_become_trials(tmp_path):
+    oracle = make_oracle(tmp_path)
+    for i in range(4):
+        run_trial(oracle, 0.5 + 0.1 * i)
+    rejected = oracle.rejected()
+    assert rejected, "the toy space has over-spec children; some must show"
+    for record in rejected:
+        assert record["latency_ms"] > SPEC_MS
+        assert latency_of(record["values"]) == record["latency_ms"]
+        assert record["spec_ms"] == SPEC_MS
+        assert record["reward"] == pytest.approx(-0.1)
+    for trial in oracle.trials.values():
+        latency = oracle_module.metric(trial, "latency_ms")
+        assert latency == latency_of(trial.hyperparameters.values)
+        assert latency <= SPEC_MS
+        assert oracle_module.metric(trial, "dsp_used") == 100.0
+    # Each rejection and each ended trial is exactly one controller update.
+    assert oracle.controller.step == len(rejected) + 4
+
+
+def test_rejection_log_is_jsonl_in_project_dir(tmp_path):
+    oracle = make_oracle(tmp_path)
+    run_trial(oracle, 0.7)
+    path = os.path.join(tmp_path, "project", "rejected.jsonl")
+    with open(path) as f:
+        lines = [json.loads(line) for line in f]
+    assert lines == oracle.rejected()
+
+
+def test_fnas_reward_reaches_the_controller(tmp_path, monkeypatch):
+    oracle = make_oracle(tmp_path, gate=lambda v: FakeReport(15.0))
+    rewards = []
+    update = oracle.controller.update
+
+    def spy(decisions, reward):
+        rewards.append(reward)
+        return update(decisions, reward)
+
+    monkeypatch.setattr(oracle.controller, "update", spy)
+    run_trial(oracle, 0.9)
+    run_trial(oracle, 0.95)
+    # First child: b starts at its accuracy, reward = L / 10T = 0.05.
+    assert rewards[0] == pytest.approx(15.0 / (10 * SPEC_MS))
+    # b = 0.8 * 0.9 + 0.2 * 0.9 = 0.9; reward = 0.95 - 0.9 + 0.05 = 0.1.
+    assert rewards[1] == pytest.approx(0.1)
+
+
+def test_failed_trial_gets_the_penalty_and_is_not_best(tmp_path, monkeypatch):
+    oracle = make_oracle(tmp_path, gate=lambda v: FakeReport(10.0))
+    rewards = []
+    update = oracle.controller.update
+    monkeypatch.setattr(
+        oracle.controller,
+        "update",
+        lambda d, r: (rewards.append(r), update(d, r))[1],
+    )
+    run_trial(oracle, None, status="FAILED")
+    assert rewards == [pytest.approx(-0.1)]
+    assert oracle.get_best_trials(3) == []
+    good = run_trial(oracle, 0.8)
+    assert [t.trial_id for t in oracle.get_best_trials(3)] == [good.trial_id]
+
+
+def test_a_failed_architecture_is_not_trained_again(tmp_path):
+    hps = kt.HyperParameters()
+    hps.Choice("a", [1])
+    hps.Choice("b", [5, 10])
+    oracle = make_oracle(tmp_path, hps=hps, max_rejections=50)
+    run_trial(oracle, None, status="FAILED")
+    run_trial(oracle, 0.5)
+    third = oracle.create_trial("tuner0")
+    assert third.status == "STOPPED"
+    assert len(oracle.trials) == 2
+
+
+def test_all_over_spec_stops_with_spec_and_fastest(tmp_path):
+    oracle = make_oracle(
+        tmp_path, gate=lambda v: FakeReport(40.0 + v["a"]), max_rejections=20
+    )
+    with pytest.raises(kt.errors.FatalValueError) as error:
+        oracle.create_trial("tuner0")
+    message = str(error.value)
+    assert "20 children in a row" in message
+    assert "30.0 ms" in message
+    assert "41.000 ms" in message
+    assert oracle.trials == {}
+
+
+def test_children_that_do_not_fit_are_rejected(tmp_path):
+    def gate(values):
+        if values["a"] > 1:
+            raise fpga.ResourceError("needs 900 DSP, device has 220")
+        return FakeReport(5.0)
+
+    oracle = make_oracle(tmp_path, gate=gate)
+    run_trial(oracle, 0.5)
+    for record in oracle.rejected():
+        assert record["latency_ms"] is None
+        assert "DSP" in record["reason"]
+    assert all(
+        t.hyperparameters.values["a"] == 1 for t in oracle.trials.values()
+    )
+
+
+def test_exhausted_space_stops(tmp_path):
+    hps = kt.HyperParameters()
+    hps.Choice("a", [1])
+    hps.Choice("b", [5, 10])
+    oracle = make_oracle(tmp_path, hps=hps, max_rejections=30)
+    statuses = [run_trial(oracle, 0.5).status for _ in range(3)]
+    assert statuses == ["COMPLETED", "COMPLETED", "STOPPED"]
+
+
+def test_max_trials_is_respected(tmp_path):
+    oracle = make_oracle(tmp_path, gate=lambda v: FakeReport(1.0),
+                         max_trials=2)
+    statuses = [run_trial(oracle, 0.5).status for _ in range(3)]
+    assert statuses == ["COMPLETED", "COMPLETED", "STOPPED"]
+
+
+def test_same_seed_same_samples(tmp_path):
+    def trials(seed, sub):
+        oracle = make_oracle(tmp_path / sub, seed=seed)
+        return [run_trial(oracle, 0.5).hyperparameters.values
+                for _ in range(4)]
+
+    assert trials(7, "x") == trials(7, "y")
+    assert trials(7, "x") != trials(8, "z")
+
+
+def test_plain_nas_trains_everything(tmp_path):
+    oracle = make_oracle(
+        tmp_path, enforce_spec=False, reward="accuracy", max_trials=12
+    )
+    for _ in range(12):
+        run_trial(oracle, 0.5)
+    latencies = [oracle_module.metric(t, "latency_ms")
+                 for t in oracle.trials.values()]
+    assert oracle.rejected() == []
+    assert max(latencies) > SPEC_MS
+
+
+def test_save_and_reload_restore_the_search(tmp_path):
+    oracle = make_oracle(tmp_path)
+    for score in (0.6, 0.7):
+        run_trial(oracle, score)
+    running = oracle.create_trial("tuner0")
+    oracle.save()
+    weights = oracle.controller.get_weights().copy()
+
+    again = make_oracle(tmp_path)
+    again.reload()
+    np.testing.assert_array_equal(again.controller.get_weights(), weights)
+    assert again.controller.baseline == oracle.controller.baseline
+    assert again.controller.step == oracle.controller.step
+    assert again._accuracy_baseline == oracle._accuracy_baseline
+    assert again.rejected() == oracle.rejected()
+    assert again.num_rejected == oracle.num_rejected
+    # The trial that was running is retried with the same values.
+    retried = again.create_trial("tuner0")
+    assert retried.trial_id == running.trial_id
+    assert retried.hyperparameters.values == running.hyperparameters.values
+    # Both end it alike and continue identically from there.
+    for o, trial in ((again, retried), (oracle, running)):
+        o.update_trial(trial.trial_id, {"score": 0.8})
+        trial.status = "COMPLETED"
+        o.end_trial(trial)
+    assert (again.create_trial("tuner0").hyperparameters.values
+            == oracle.create_trial("tuner0").hyperparameters.values)
+    np.testing.assert_array_equal(
+        again.controller.get_weights(), oracle.controller.get_weights()
+    )
+
+
+def test_state_stays_json(tmp_path):
+    oracle = make_oracle(tmp_path)
+    run_trial(oracle, 0.5)
+    json.dumps(oracle.get_state())
+    files = os.listdir(os.path.join(tmp_path, "project"))
+    assert [f for f in files if f.startswith("controller-")] == [
+        oracle._controller_file
+    ]
+
+
+def test_corrupted_oracle_json_names_the_file(tmp_path):
+    oracle = make_oracle(tmp_path)
+    run_trial(oracle, 0.5)
+    path = os.path.join(tmp_path, "project", "oracle.json")
+    with open(path, "w") as f:
+        f.write('{"ongoing_trials": ')
+    with pytest.raises(ValueError, match="oracle.json"):
+        make_oracle(tmp_path).reload()
+
+
+def test_corrupted_controller_weights_name_the_file(tmp_path):
+    oracle = make_oracle(tmp_path)
+    run_trial(oracle, 0.5)
+    path = os.path.join(tmp_path, "project", oracle._controller_file)
+    with open(path, "wb") as f:
+        f.write(b"not a numpy archive")
+    with pytest.raises(ValueError, match="controller-"):
+        make_oracle(tmp_path).reload()
+
+
+def test_new_hyperparameters_become_new_decisions(tmp_path):
+    oracle = make_oracle(tmp_path, gate=lambda v: FakeReport(1.0))
+    run_trial(oracle, 0.5)
+    assert oracle.controller.num_decisions == 2
+    grown = space()
+    grown.Float("lr", 1e-4, 1e-2, sampling="log")
+    oracle.update_space(grown)
+    trial = run_trial(oracle, 0.5)
+    assert oracle.controller.num_decisions == 3
+    assert 1e-4 <= trial.hyperparameters.values["lr"] <= 1e-2
+
+
+def test_empty_space_is_a_clear_error(tmp_path):
+    oracle = make_oracle(tmp_path, hps=kt.HyperParameters())
+    with pytest.raises(kt.errors.FatalValueError, match="empty"):
+        oracle.create_trial("tuner0")
+
+
+@pytest.mark.parametrize("spec", [0, -1.0, math.nan, math.inf, "5"])
+def test_bad_spec_is_a_clear_error(tmp_path, spec):
+    with pytest.raises(ValueError, match="latency_spec_ms"):
+        make_oracle(tmp_path, latency_spec_ms=spec)
+
+
+def test_unknown_reward_rule_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="mnas_soft"):
+        make_oracle(tmp_path, reward="mnas")
+
+
+def test_decision_values_cover_every_type():
+    def values(register, *args):
+        hps = kt.HyperParameters()
+        register(hps)
+        return oracle_module.decision_values(hps.space[0], *args)
+
+    assert values(lambda h: h.Choice("c", ["x", "y"])) == ["x", "y"]
+    assert values(lambda h: h.Boolean("flag")) == [False, True]
+    assert values(lambda h: h.Fixed("f", 3)) == [3]
+    assert values(lambda h: h.Int("units", 32, 128, step=32)) == [
+        32, 64, 96, 128
+    ]
+    assert values(lambda h: h.Int("n", 1, 3)) == [1, 2, 3]
+    assert values(lambda h: h.Int("big", 1, 1000)) == [
+        int(v) for v in np.linspace(1, 1000, 10)
+    ]
+    logs = values(lambda h: h.Float("lr", 1e-4, 1e-1, sampling="log"), 4)
+    np.testing.assert_allclose(logs, [1e-4, 1e-3, 1e-2, 1e-1])
+    assert values(lambda h: h.Float("drop", 0.0, 0.5, step=0.25)) == [
+        0.0, 0.25, 0.5
+    ]
