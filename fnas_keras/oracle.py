@@ -121,9 +121,10 @@ class FNASOracle(keras_tuner.Oracle):
                 "the search space is empty: the hypermodel declared no "
                 "hyperparameters, so there is nothing to search"
             )
-        self._sync_decisions()
         over_spec = 0
         for _ in range(self.max_rejections):
+            # The gate's builds can reveal new (e.g. loop-dependent) ones.
+            self._sync_decisions()
             decisions = self.controller.sample()
             values = self._values_for(decisions)
             self.num_samples += 1

@@ -1,0 +1,262 @@
+"""FNAS: the drop-in keras-tuner Tuner for FPGA-aware architecture search."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from typing import Sequence
+
+import keras_tuner
+import numpy as np
+
+from fnas_keras import constraint as constraint_module
+from fnas_keras import fpga
+from fnas_keras import oracle as oracle_module
+
+_COLUMNS = ("latency_ms", "dsp_used", "bram18_used")
+
+
+class FNAS(keras_tuner.Tuner):
+    """FPGA-implementation-aware NAS, used like `keras_tuner.RandomSearch`.
+
+    An RL controller proposes children; each child's FPGA latency is computed
+    from its layer shapes before training, and children over
+    `latency_spec_ms` are rejected without being fitted. With no device and
+    no spec it is plain NAS: the same controller on accuracy alone.
+
+    Args:
+        hypermodel: A `build_model(hp)` function or a `keras_tuner.HyperModel`.
+        objective: The metric to maximise, e.g. "val_accuracy".
+        max_trials: Number of children trained at most.
+        device: An `fpga.FpgaDevice` or a catalogue name such as "xc7z020".
+        latency_spec_ms: The latency spec in milliseconds.
+        bits: Datapath width: 8, 16 or 32.
+        mapping: "pipelined" (FNAS, one engine per layer) or "shared".
+        reward: "fnas", "mnas_soft", "mnas_hard" or "accuracy".
+        enforce_spec: Reject over-spec children (default: whenever a spec
+            is set). False only measures latency, as plain NAS does.
+        input_shape: Shape of one example, for models without an Input
+            layer; by default it is read from the data given to `search`.
+        max_rejections: Samples in a row without a new trial before the
+            search stops.
+        float_values: Points each Float without a step is discretised into.
+        controller_options: Keyword arguments for `controller.Controller`.
+        seed: Random seed of the controller.
+        hyperparameters, tune_new_entries, allow_new_entries,
+        max_retries_per_trial, max_consecutive_failed_trials: As for
+            keras-tuner's oracles.
+        **kwargs: What every keras-tuner Tuner takes: directory,
+            project_name, overwrite, executions_per_trial,
+            distribution_strategy, max_model_size, optimizer, loss, metrics...
+
+    Raises:
+        ValueError: For an unknown device, bits, mapping or reward, or a spec
+            that is not a positive number.
+
+    Example:
+        >>> tuner = FNAS(build_model, objective="val_accuracy", max_trials=20,
+        ...              device="xc7z020", latency_spec_ms=8.0,
+        ...              directory="runs", project_name="mnist")
+        >>> tuner.search(x, y, validation_data=(xv, yv), epochs=3)
+        >>> best = tuner.get_best_models(1)[0]
+    """
+
+    def __init__(
+        self,
+        hypermodel: Any = None,
+        objective: Any = None,
+        max_trials: int = 10,
+        *,
+        device: str | fpga.FpgaDevice | None = None,
+        latency_spec_ms: float | None = None,
+        bits: int = 16,
+        mapping: str = "pipelined",
+        reward: str = "fnas",
+        enforce_spec: bool | None = None,
+        input_shape: Sequence[int] | None = None,
+        max_rejections: int = 1000,
+        float_values: int = 10,
+        controller_options: dict | None = None,
+        seed: int | None = None,
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        tune_new_entries: bool = True,
+        allow_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        **kwargs: Any,
+    ):
+        if latency_spec_ms is not None and device is None:
+            raise ValueError(
+                f"latency_spec_ms={latency_spec_ms} needs a device to model "
+                f"latency on; known devices: {', '.join(fpga.devices())}"
+            )
+        self.device = None if device is None else fpga.device(device)
+        self.latency_spec_ms = oracle_module.checked_spec(latency_spec_ms)
+        self.enforce_spec = (
+            self.latency_spec_ms is not None
+            if enforce_spec is None
+            else bool(enforce_spec)
+        )
+        self.constraint = None
+        if self.device is not None:
+            self.constraint = constraint_module.LatencyConstraint(
+                self.device,
+                self.latency_spec_ms,
+                bits=bits,
+                mapping=mapping,
+                input_shape=input_shape,
+            )
+        self._input_shape = _shape_or_none(input_shape)
+        oracle = oracle_module.FNASOracle(
+            objective=objective,
+            max_trials=max_trials,
+            latency_spec_ms=self.latency_spec_ms,
+            reward=reward,
+            enforce_spec=self.enforce_spec,
+            max_rejections=max_rejections,
+            float_values=float_values,
+            controller_options=controller_options,
+            seed=seed,
+            hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries,
+            allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        super().__init__(oracle, hypermodel, **kwargs)
+
+    def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        """Searches, as `keras_tuner.Tuner.search`: takes what `fit` takes.
+
+        The latency gate is set up here, on the process that holds the
+        oracle (the chief in distributed tuning), with the input shape read
+        from the data when the model has no Input layer.
+        """
+        if self.constraint is not None and not self._is_worker():
+            shape = self._input_shape or infer_input_shape(
+                fit_args, fit_kwargs
+            )
+            self.constraint.input_shape = shape
+            self.oracle.gate = self._gate
+        super().search(*fit_args, **fit_kwargs)
+
+    def _gate(self, values: dict) -> fpga.LatencyReport | None:
+        """Builds one child (no fit) and models its FPGA latency.
+
+        Returns None when the child does not build: it then becomes a trial
+        that fails with the build error recorded, and the controller gets
+        the penalty.
+
+        Raises:
+            keras_tuner.errors.FatalValueError: When the model cannot be
+                analysed at all (an unknown layer, no input shape).
+        """
+        hp = self.oracle.get_space()
+        hp.values = dict(values)
+        try:
+            model = self.hypermodel.build(hp)
+        except Exception:  # noqa: BLE001 - the trial records the error.
+            return None
+        self.oracle.update_space(hp)
+        try:
+            _, report = self.constraint.check(model)
+        except fpga.ResourceError:
+            raise
+        except ValueError as error:
+            raise keras_tuner.errors.FatalValueError(str(error)) from error
+        return report
+
+    def space_report(self, **kwargs: Any):
+        """The share of the search space that meets the spec, and the fastest.
+
+        See `space.report` for the arguments.
+        """
+        from fnas_keras import space
+
+        return space.report(
+            self.hypermodel, self.oracle.get_space(), self.constraint, **kwargs
+        )
+
+    def rejected(self) -> list[dict]:
+        """Every child rejected so far (values, latency, spec, reason)."""
+        return self.oracle.rejected()
+
+    def trials_table(self) -> list[dict]:
+        """One row per trial: id, status, score, FPGA figures and values."""
+        rows = []
+        for trial in self.oracle.trials.values():
+            row = {
+                "trial_id": trial.trial_id,
+                "status": trial.status,
+                "score": trial.score,
+            }
+            for name in _COLUMNS:
+                row[name] = oracle_module.metric(trial, name)
+            row["values"] = dict(trial.hyperparameters.values)
+            rows.append(row)
+        return rows
+
+    def results_summary(self, num_trials: int = 10) -> None:
+        """Prints the best trials with their accuracy and FPGA figures."""
+        print("Results summary")
+        print(f"Results in {self.project_dir}")
+        spec = self.latency_spec_ms
+        device = self.device.name if self.device else "none"
+        print(f"Device: {device}; latency spec: {spec} ms")
+        print(f"Showing {num_trials} best trials")
+        print(f"{self.oracle.objective}")
+        header = f"{'trial':>6} {'score':>8} {'latency_ms':>11} "
+        print(header + f"{'DSP':>6} {'BRAM18':>7}  hyperparameters")
+        for trial in self.oracle.get_best_trials(num_trials):
+            figures = [oracle_module.metric(trial, n) for n in _COLUMNS]
+            latency, dsp, bram = (_fmt(v) for v in figures)
+            print(
+                f"{trial.trial_id:>6} {_fmt(trial.score):>8} {latency:>11} "
+                f"{dsp:>6} {bram:>7}  {trial.hyperparameters.values}"
+            )
+
+    def latency_report(self, hp: keras_tuner.HyperParameters):
+        """The full per-layer FPGA latency report of the child for `hp`."""
+        if self.constraint is None:
+            raise ValueError("no device was given, so there is no report")
+        _, report = self.constraint.check(self.hypermodel.build(hp))
+        return report
+
+
+def infer_input_shape(
+    fit_args: Sequence[Any], fit_kwargs: dict
+) -> tuple[int, ...] | None:
+    """Reads the shape of one example from what `search` was given.
+
+    Returns:
+        The shape without the batch dimension, or None when the data is of
+        a kind whose shape cannot be read (the model then needs an Input).
+    """
+    x = fit_args[0] if fit_args else fit_kwargs.get("x")
+    if x is None:
+        return None
+    spec = getattr(x, "element_spec", None)
+    if spec is not None:
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        shape = getattr(spec, "shape", None)
+        if shape is None or shape.rank is None:
+            return None
+        return _shape_or_none(shape[1:])
+    if hasattr(x, "shape"):
+        return _shape_or_none(np.shape(x)[1:])
+    return None
+
+
+def _shape_or_none(shape: Sequence[Any] | None) -> tuple[int, ...] | None:
+    if shape is None:
+        return None
+    dims = tuple(shape)
+    if any(d is None for d in dims):
+        return None
+    return tuple(int(d) for d in dims)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4g}"
