@@ -1,0 +1,123 @@
+"""Speed of the FPGA latency model over the paper's whole MNIST space.
+
+Enumerates the 6,561 MNIST architectures of FNAS (28x28x1 input; four Conv2D
+layers, stride 1, same padding, ReLU, kernel in {5, 7, 14} and filters in
+{9, 18, 36} each; GlobalAveragePooling2D; Dense(10, softmax)), analyses each
+on a device through the full model (parsing, tiling search, pipeline
+schedule), and prints archs_per_second, the latency distribution and how
+many architectures meet the spec.
+
+Run:
+    .venv/bin/python benchmarks/analyzer.py --latency_spec_ms=2.0
+    .venv/bin/python benchmarks/analyzer.py --limit=50 --mapping=shared
+"""
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import numpy as np
+from absl import app
+from absl import flags
+
+from fnas_keras import fpga
+
+KERNELS = (5, 7, 14)
+FILTERS = (9, 18, 36)
+N_CONV = 4
+INPUT = (28, 28, 1)
+CLASSES = 10
+
+_DEVICE = flags.DEFINE_string("device", "xc7z020", "Catalogue device name.")
+_BITS = flags.DEFINE_integer("bits", 16, "Word width: 8, 16 or 32.")
+_MAPPING = flags.DEFINE_enum("mapping", "pipelined", ["pipelined", "shared"],
+                             "Network mapping.")
+_SPEC = flags.DEFINE_float("latency_spec_ms", 2.0, "Latency spec in ms.")
+_LIMIT = flags.DEFINE_integer("limit", 0,
+                              "Analyse only the first N architectures "
+                              "(0: all 6,561).")
+
+
+def conv(filters: int, kernel: int, channels: int) -> dict:
+    """A Conv2D layer dict as layer.get_config() and the shapes give it."""
+    h, w, _ = INPUT
+    return {"class_name": "Conv2D",
+            "config": {"filters": filters, "kernel_size": (kernel, kernel),
+                       "strides": (1, 1), "padding": "same",
+                       "dilation_rate": (1, 1), "groups": 1,
+                       "activation": "relu"},
+            "input_shape": (None, h, w, channels),
+            "output_shape": (None, h, w, filters)}
+
+
+def mnist_space() -> Iterator[tuple[tuple[int, int], ...]]:
+    """Every architecture as ((kernel, filters), ...) per conv layer."""
+    choices = list(itertools.product(KERNELS, FILTERS))
+    return itertools.product(choices, repeat=N_CONV)
+
+
+def mnist_layers(arch: tuple[tuple[int, int], ...]) -> list[dict]:
+    """The layer dicts of one MNIST architecture (no Keras needed)."""
+    h, w, channels = INPUT
+    layers = []
+    for kernel, filters in arch:
+        layers.append(conv(filters, kernel, channels))
+        channels = filters
+    layers.append({"class_name": "GlobalAveragePooling2D",
+                   "config": {"keepdims": False},
+                   "input_shape": (None, h, w, channels),
+                   "output_shape": (None, channels)})
+    layers.append({"class_name": "Dense",
+                   "config": {"units": CLASSES, "activation": "softmax"},
+                   "input_shape": (None, channels),
+                   "output_shape": (None, CLASSES)})
+    return layers
+
+
+def run(device: str, bits: int, mapping: str, spec_ms: float,
+        limit: int = 0) -> dict:
+    """Analyses the space; returns the figures main() prints.
+
+    Args:
+        device: catalogue name.
+        bits: word width.
+        mapping: "pipelined" or "shared".
+        spec_ms: latency spec in ms.
+        limit: analyse only the first `limit` architectures (0: all).
+
+    Returns:
+        {"archs", "seconds", "archs_per_second", "latency_ms" (array),
+        "meet_spec"}.
+    """
+    archs = list(mnist_space())
+    if limit:
+        archs = archs[:limit]
+    nets = [mnist_layers(a) for a in archs]  # built outside the timing
+    dev = fpga.device(device)
+    start = time.perf_counter()
+    latency = np.array([fpga.analyze(n, dev, bits=bits,
+                                     mapping=mapping).latency_ms
+                        for n in nets])
+    seconds = time.perf_counter() - start
+    return {"archs": len(nets), "seconds": seconds,
+            "archs_per_second": len(nets) / seconds, "latency_ms": latency,
+            "meet_spec": int((latency <= spec_ms).sum())}
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    out = run(_DEVICE.value, _BITS.value, _MAPPING.value, _SPEC.value,
+              _LIMIT.value)
+    q = np.percentile(out["latency_ms"], [0, 25, 50, 75, 100])
+    print(f"device: {_DEVICE.value} bits: {_BITS.value} mapping: "
+          f"{_MAPPING.value}")
+    print(f"archs: {out['archs']} in {out['seconds']:.3f} s")
+    print(f"archs_per_second: {out['archs_per_second']:.0f}")
+    print("latency_ms min/q1/median/q3/max: "
+          + " / ".join(f"{v:.4f}" for v in q))
+    print(f"meet_spec ({_SPEC.value:g} ms): {out['meet_spec']} of "
+          f"{out['archs']}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,202 @@
+"""The Keras side of the latency model: models -> layer dicts -> verdicts.
+
+`layer_dicts` reads a built Keras model (Sequential or functional, nested
+models flattened, multi-input layers) by duck typing, so `fnas_keras.fpga`
+never needs TensorFlow. `LatencyConstraint` turns a model into a verdict
+against a latency spec and caches it per architecture.
+"""
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fnas_keras import fpga
+
+
+def layer_dicts(model: Any) -> list[dict]:
+    """Reads a built Keras model into the latency model's layer dicts.
+
+    Each dict has "class_name", "config", "input_shape" (a tuple, or a list
+    of tuples for a multi-input layer), "output_shape", "name" and "inbound"
+    (indices of the dicts producing its inputs). Nested models are flattened
+    in place; their inputs are wired to the outer producers.
+
+    Args:
+        model: a built Keras Sequential or functional model.
+
+    Returns:
+        The layer dicts in topological order, InputLayers first.
+
+    Raises:
+        ValueError: the model is not built (it has no symbolic inputs), or a
+            layer cannot be located in the model's graph.
+    """
+    try:
+        inputs = list(model.inputs)
+    except (AttributeError, ValueError) as e:
+        raise ValueError(f"model {getattr(model, 'name', model)!r} is not "
+                         f"built; call it on data or build it with an input "
+                         f"shape first") from e
+    if not inputs:
+        raise ValueError(f"model {getattr(model, 'name', model)!r} is not "
+                         f"built; it has no inputs")
+    out: list[dict] = []
+    _walk(model, None, out, {})
+    return out
+
+
+def _shape(tensor: Any) -> tuple:
+    return tuple(None if d is None else int(d) for d in tensor.shape)
+
+
+def _walk(model: Any, sources: list[int] | None, out: list[dict],
+          outer: dict[int, int]) -> None:
+    """Appends a model's layers to `out`; maps its outputs into `outer`."""
+    producer: dict[int, int] = {}
+    for k, t in enumerate(model.inputs):
+        if sources is None:
+            out.append({"class_name": "InputLayer", "name": f"input_{k}",
+                        "config": {}, "input_shape": _shape(t),
+                        "output_shape": _shape(t), "inbound": []})
+            producer[id(t)] = len(out) - 1
+        else:
+            producer[id(t)] = sources[k]
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        node = _node_in(layer, producer)
+        srcs = [producer[id(t)] for t in node.input_tensors]
+        if hasattr(layer, "layers") and hasattr(layer, "inputs"):
+            inner: dict[int, int] = {}
+            _walk(layer, srcs, out, inner)
+            for t_out, t_in in zip(node.output_tensors, layer.outputs):
+                producer[id(t_out)] = inner[id(t_in)]
+            continue
+        shapes = [_shape(t) for t in node.input_tensors]
+        out.append({
+            "class_name": type(layer).__name__, "name": layer.name,
+            "config": layer.get_config(),
+            "input_shape": shapes[0] if len(shapes) == 1 else shapes,
+            "output_shape": _shape(node.output_tensors[0]),
+            "inbound": srcs})
+        for t in node.output_tensors:
+            producer[id(t)] = len(out) - 1
+    for t in model.outputs:
+        outer[id(t)] = producer[id(t)]
+
+
+def _node_in(layer: Any, producer: dict[int, int]) -> Any:
+    """The layer's call whose inputs all come from this graph."""
+    for node in getattr(layer, "_inbound_nodes", []):
+        tensors = list(node.input_tensors)
+        if tensors and all(id(t) in producer for t in tensors):
+            return node
+    raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) is not "
+                     f"connected to the model's inputs")
+
+
+def _key(layers: Sequence[dict]) -> str:
+    """An architecture's identity: the layer dicts without layer names."""
+    plain = []
+    for layer in layers:
+        config = {k: v for k, v in (layer.get("config") or {}).items()
+                  if k != "name"}
+        plain.append([layer.get("class_name"), config,
+                      layer.get("input_shape"), layer.get("output_shape"),
+                      layer.get("inbound")])
+    return json.dumps(plain, sort_keys=True, default=str)
+
+
+class LatencyConstraint:
+    """Accepts or rejects a network against an FPGA latency spec.
+
+    Args:
+        device: an FpgaDevice or a catalogue name.
+        latency_spec_ms: the spec in milliseconds, positive and finite.
+        bits: word width, 8, 16 or 32.
+        mapping: "pipelined" or "shared".
+        input_shape: the input shape without the batch dim, used to build a
+            model that is not built yet.
+
+    Raises:
+        ValueError: bad spec, bits, device or mapping (checked at once).
+
+    Example:
+        >>> gate = LatencyConstraint("xc7z020", latency_spec_ms=8.0,
+        ...                          input_shape=(28, 28, 1))
+        >>> ok, report = gate.check(model)  # doctest: +SKIP
+        >>> gate.cache_info()
+        {'hits': 0, 'misses': 0, 'size': 0}
+    """
+
+    def __init__(self, device: "str | fpga.FpgaDevice",
+                 latency_spec_ms: float, bits: int = 16,
+                 mapping: str = "pipelined",
+                 input_shape: Sequence[int] | None = None) -> None:
+        spec = latency_spec_ms
+        if (isinstance(spec, bool) or not isinstance(spec, (int, float))
+                or not math.isfinite(spec) or spec <= 0):
+            raise ValueError(f"latency_spec_ms must be a positive finite "
+                             f"number, got {spec!r}")
+        fpga.check(device, bits, mapping)
+        self.device = fpga.device(device)
+        self.latency_spec_ms = float(spec)
+        self.bits = bits
+        self.mapping = mapping
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self._cache: dict[str, tuple[bool, fpga.LatencyReport]] = {}
+        self._hits = 0
+        self._misses = 0
+
+    def check(self, model: Any) -> tuple[bool, fpga.LatencyReport]:
+        """Verdict for a Keras model, building it on input_shape if needed.
+
+        Returns:
+            (latency <= spec, the LatencyReport).
+
+        Raises:
+            ValueError: the model is not built and no input shape is known,
+                or a layer is unsupported.
+            fpga.ResourceError: the network cannot fit the device.
+        """
+        if not getattr(model, "built", False) or not _has_inputs(model):
+            self._build(model)
+        return self.check_layers(layer_dicts(model))
+
+    def check_layers(self, layers: Sequence[dict]
+                     ) -> tuple[bool, fpga.LatencyReport]:
+        """Verdict for layer dicts; cached per architecture."""
+        key = _key(layers)
+        if key in self._cache:
+            self._hits += 1
+            return self._cache[key]
+        self._misses += 1
+        report = fpga.analyze(list(layers), self.device, bits=self.bits,
+                              mapping=self.mapping)
+        verdict = (report.latency_ms <= self.latency_spec_ms, report)
+        self._cache[key] = verdict
+        return verdict
+
+    def cache_info(self) -> dict[str, int]:
+        """Cache hits, misses and size so far."""
+        return {"hits": self._hits, "misses": self._misses,
+                "size": len(self._cache)}
+
+    def _build(self, model: Any) -> None:
+        if self.input_shape is None:
+            raise ValueError(
+                f"model {getattr(model, 'name', model)!r} is not built and "
+                f"no input shape is known; pass input_shape= to "
+                f"LatencyConstraint or add a keras.Input to the model")
+        shape = self.input_shape
+        if shape and shape[0] is not None:
+            shape = (None,) + shape
+        model.build(shape)
+
+
+def _has_inputs(model: Any) -> bool:
+    try:
+        return bool(model.inputs)
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,103 @@
+"""The FNAS performance abstraction model: FPGA latency from layer shapes.
+
+Numpy only: TensorFlow is imported lazily, and only when `analyze` is given
+a Keras model.
+
+Example:
+    >>> from fnas_keras import fpga
+    >>> conv = {"class_name": "Conv2D",
+    ...         "config": {"filters": 8, "kernel_size": 3, "padding": "same"},
+    ...         "input_shape": (None, 28, 28, 1),
+    ...         "output_shape": (None, 28, 28, 8)}
+    >>> report = fpga.analyze([conv], "pynq-z1", bits=16)
+    >>> report.latency_ms > 0
+    True
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from fnas_keras.fpga import devices as _devices
+from fnas_keras.fpga import report as _report
+from fnas_keras.fpga import schedule as _schedule
+from fnas_keras.fpga import tiling as _tiling
+from fnas_keras.fpga import workload as _workload
+
+FpgaDevice = _devices.FpgaDevice
+device = _devices.device
+devices = _devices.devices
+LatencyReport = _report.LatencyReport
+LayerReport = _report.LayerReport
+ResourceError = _tiling.ResourceError
+Tiling = _tiling.Tiling
+Workload = _workload.Workload
+
+MAPPINGS = ("pipelined", "shared")
+BITS = (8, 16, 32)
+
+__all__ = ["BITS", "MAPPINGS", "FpgaDevice", "LatencyReport", "LayerReport",
+           "ResourceError", "Tiling", "Workload", "analyze", "device",
+           "devices"]
+
+
+def analyze(model_or_layers: Any, device: "str | FpgaDevice", *,
+            bits: int = 16, mapping: str = "pipelined",
+            unroll: tuple[int, int] | None = None) -> LatencyReport:
+    """Estimates a network's FPGA latency and resources.
+
+    Args:
+        model_or_layers: a built Keras model, or a list of layer dicts
+            `{"class_name", "config", "input_shape", "output_shape"}` with an
+            optional "inbound" list of producer indices (default: the
+            previous layer) and an optional "name".
+        device: an FpgaDevice or a catalogue name ("xc7z020", "zcu102").
+        bits: word width, 8, 16 or 32.
+        mapping: "pipelined" (FNAS: an engine per layer, pipelined by row
+            bands) or "shared" (one engine, layers in sequence).
+        unroll: with mapping="shared", a fixed (Tm, Tn) instead of the
+            searched one.
+
+    Returns:
+        The LatencyReport.
+
+    Raises:
+        ValueError: bad bits, mapping, unroll or device, or an unsupported
+            layer.
+        ResourceError: the network cannot fit the device.
+    """
+    check(device, bits, mapping)
+    dev = _devices.device(device)
+    if unroll is not None and mapping != "shared":
+        raise ValueError(f"unroll applies to mapping='shared', not "
+                         f"{mapping!r}")
+    layers = _as_layers(model_or_layers)
+    parsed = _workload.parse_all(layers)
+    if mapping == "shared":
+        return _schedule.shared(layers, parsed, dev, bits, unroll)
+    return _schedule.pipelined(layers, parsed, dev, bits)
+
+
+def check(device: "str | FpgaDevice", bits: int, mapping: str) -> None:
+    """Validates analyze's settings without a network.
+
+    Raises:
+        ValueError: unknown device, bits not in 8/16/32, or unknown mapping.
+    """
+    _devices.device(device)
+    _devices.dsp_per_mac(bits)
+    if mapping not in MAPPINGS:
+        raise ValueError(f"unknown mapping {mapping!r}; allowed: "
+                         f"{', '.join(MAPPINGS)}")
+
+
+def _as_layers(model_or_layers: Any) -> Sequence[dict]:
+    if isinstance(model_or_layers, (list, tuple)):
+        if not model_or_layers:
+            raise ValueError("no layers to analyze")
+        return model_or_layers
+    if hasattr(model_or_layers, "layers"):
+        from fnas_keras import constraint  # imports Keras lazily
+
+        return constraint.layer_dicts(model_or_layers)
+    raise ValueError(f"expected a Keras model or a list of layer dicts, got "
+                     f"{type(model_or_layers).__name__}")
