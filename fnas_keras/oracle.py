@@ -46,6 +46,9 @@ class FNASOracle(keras_tuner.Oracle):
         reward: "fnas" (default), "mnas_soft", "mnas_hard" or "accuracy".
         enforce_spec: Reject children over the spec before training. False
             measures latency (when a gate is set) but trains every child.
+        max_episodes: Children judged at most, trained and rejected
+            together (None: no limit); NAS and FNAS compare at equal
+            episodes.
         max_rejections: Samples in a row without a new trial before the
             search stops with an error (all over spec) or ends (exhausted).
         float_values: Values a Float or step-less range is discretised into.
@@ -69,6 +72,7 @@ class FNASOracle(keras_tuner.Oracle):
         latency_spec_ms: float | None = None,
         reward: str = "fnas",
         enforce_spec: bool = True,
+        max_episodes: int | None = None,
         max_rejections: int = 1000,
         float_values: int = 10,
         controller_options: dict | None = None,
@@ -91,6 +95,9 @@ class FNASOracle(keras_tuner.Oracle):
         )
         _check_positive_int("max_trials", max_trials)
         _check_positive_int("max_rejections", max_rejections)
+        if max_episodes is not None:
+            _check_positive_int("max_episodes", max_episodes)
+        self.max_episodes = max_episodes
         _check_positive_int("float_values", float_values)
         self.latency_spec_ms = checked_spec(latency_spec_ms)
         self.reward_rule = reward_module.check_rule(reward)
@@ -109,6 +116,8 @@ class FNASOracle(keras_tuner.Oracle):
         self._controller_file = ""
         self.num_rejected = 0
         self.num_samples = 0
+        # Trial id -> [start, end] wall-clock times (seconds since epoch).
+        self.trial_times: dict[str, list] = {}
         self.fastest_ms: float | None = None
         self.progress = None
 
@@ -123,6 +132,8 @@ class FNASOracle(keras_tuner.Oracle):
             )
         over_spec = 0
         for _ in range(self.max_rejections):
+            if self.episodes_left() == 0:
+                return {"status": TrialStatus.STOPPED, "values": None}
             # The gate's builds can reveal new (e.g. loop-dependent) ones.
             self._sync_decisions()
             decisions = self.controller.sample()
@@ -172,18 +183,24 @@ class FNASOracle(keras_tuner.Oracle):
         if digest in self._rejected:
             latency, reason = self._rejected[digest]
             latency = math.inf if latency is None else latency
-            return Verdict(True, latency, None, reason)
+            return Verdict(True, latency, None, reason, 0.0)
         if self.gate is None:
-            return Verdict(False, None, None, "")
+            return Verdict(False, None, None, "", 0.0)
+        started = time.perf_counter()
         try:
             report = self.gate(values)
         except fpga.ResourceError as error:
-            return Verdict(True, math.inf, None, str(error))
+            seconds = time.perf_counter() - started
+            return Verdict(True, math.inf, None, str(error), seconds)
+        seconds = time.perf_counter() - started
+        if report is None:  # The child did not build; its trial fails.
+            return Verdict(False, None, None, "", seconds)
         latency = report.latency_ms
         self.fastest_ms = _min(self.fastest_ms, latency)
         spec = self.latency_spec_ms
         over = self.enforce_spec and spec is not None and latency > spec
-        return Verdict(over, latency, _report_figures(report), "over spec")
+        figures = _report_figures(report)
+        return Verdict(over, latency, figures, "over spec", seconds)
 
     def _reject(
         self, digest: str, values: dict, decisions: list, verdict: "Verdict"
@@ -204,6 +221,7 @@ class FNASOracle(keras_tuner.Oracle):
             "reason": verdict.reason,
             "reward": value,
             "time": time.time(),
+            "gate_s": verdict.seconds,
         }
         storage.append_jsonl(self._rejected_path(), record)
         if self.progress is not None:
@@ -232,6 +250,12 @@ class FNASOracle(keras_tuner.Oracle):
             if trial_digest == digest and trial_id in self.trials:
                 return self.trials[trial_id]
         return None
+
+    def episodes_left(self) -> int | None:
+        """Children that may still be judged under max_episodes, or None."""
+        if self.max_episodes is None:
+            return None
+        return max(0, self.max_episodes - len(self.trials) - self.num_rejected)
 
     def _give_up(self, over_spec: int) -> dict:
         """Stops after `max_rejections` samples without a new trial."""
@@ -262,12 +286,18 @@ class FNASOracle(keras_tuner.Oracle):
         pending = self._pending.get(trial.trial_id)
         if trial.status == TrialStatus.RUNNING and pending:
             _attach_report(trial, pending["report"])
+            self.trial_times[trial.trial_id] = [time.time(), None]
             self._save_trial(trial)
         return trial
 
     @keras_tuner.synchronized
     def end_trial(self, trial) -> None:
         """Ends a trial, then rewards the controller for it."""
+        times = self.trial_times.get(trial.trial_id)
+        if times is not None:
+            times[1] = time.time()
+            _attach_report(self.trials[trial.trial_id],
+                           {"wall_time_s": times[1] - times[0]})
         super().end_trial(trial)
         self._settle_ended_trials()
         self.save()
@@ -330,6 +360,7 @@ class FNASOracle(keras_tuner.Oracle):
             "num_rejected": self.num_rejected,
             "num_samples": self.num_samples,
             "fastest_ms": self.fastest_ms,
+            "trial_times": self.trial_times,
             "controller_file": self._controller_file,
         }
         return state
@@ -343,6 +374,7 @@ class FNASOracle(keras_tuner.Oracle):
         self.num_rejected = fnas["num_rejected"]
         self.num_samples = fnas["num_samples"]
         self.fastest_ms = fnas["fastest_ms"]
+        self.trial_times = fnas["trial_times"]
         self._controller_file = fnas["controller_file"]
         path = os.path.join(self._project_dir, self._controller_file)
         self.controller = controller_module.Controller.load(path)
@@ -439,6 +471,7 @@ class Verdict(NamedTuple):
     latency_ms: float | None
     figures: dict | None
     reason: str
+    seconds: float
 
 
 def _report_figures(report) -> dict:

@@ -319,3 +319,19 @@ def test_decision_values_cover_every_type():
     assert values(lambda h: h.Float("drop", 0.0, 0.5, step=0.25)) == [
         0.0, 0.25, 0.5
     ]
+
+
+def test_max_episodes_counts_trials_and_rejections(tmp_path):
+    oracle = make_oracle(tmp_path, max_trials=50, max_episodes=6)
+    while run_trial(oracle, 0.5).status != "STOPPED":
+        pass
+    assert len(oracle.trials) + oracle.num_rejected == 6
+    assert oracle.episodes_left() == 0
+
+
+def test_trials_record_their_wall_time(tmp_path):
+    oracle = make_oracle(tmp_path, gate=lambda v: FakeReport(1.0))
+    trial = run_trial(oracle, 0.5)
+    start, end = oracle.trial_times[trial.trial_id]
+    assert end >= start
+    assert oracle_module.metric(trial, "wall_time_s") == end - start
