@@ -25,7 +25,11 @@ from fnas_keras.fpga import workload as _workload
 
 FpgaDevice = _devices.FpgaDevice
 device = _devices.device
+# Note: this function shadows the submodule name `fnas_keras.fpga.devices`;
+# reach the module itself with importlib.import_module if ever needed.
 devices = _devices.devices
+aliases = _devices.aliases
+dsp_per_mac = _devices.dsp_per_mac
 LatencyReport = _report.LatencyReport
 LayerReport = _report.LayerReport
 ResourceError = _tiling.ResourceError
@@ -36,8 +40,8 @@ MAPPINGS = ("pipelined", "shared")
 BITS = (8, 16, 32)
 
 __all__ = ["BITS", "MAPPINGS", "FpgaDevice", "LatencyReport", "LayerReport",
-           "ResourceError", "Tiling", "Workload", "analyze", "device",
-           "devices"]
+           "ResourceError", "Tiling", "Workload", "aliases", "analyze",
+           "check", "device", "devices", "dsp_per_mac"]
 
 
 def analyze(model_or_layers: Any, device: "str | FpgaDevice", *,

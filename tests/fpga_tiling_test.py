@@ -1,0 +1,200 @@
+"""Tests for fnas_keras.fpga.tiling: hand-computed cycles and resources."""
+
+import itertools
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from fnas_keras import fpga
+from fnas_keras.fpga import tiling
+from fnas_keras.fpga import workload
+
+TWO = tiling.Ports(2.0, 2.0, 2.0)
+
+
+def conv(M, N, R, C, K, S=1, groups=1):
+    return workload.Workload("conv", M=M, N=N, R=R, C=C, K=K, S=S,
+                             groups=groups, Kw=K, Sw=S, H=R * S)
+
+
+def test_compute_bound_conv_by_hand():
+    w = conv(M=4, N=2, R=8, C=8, K=3)
+    t = tiling.Tiling(2, 1, 4, 4)
+    t_i = 1 * (1 * 4 + 3 - 1) * (1 * 4 + 3 - 1) / 2  # 18
+    t_w = 2 * 1 * 9 / 2  # 9
+    t_comp = 9 * 4 * 4  # 144
+    t_o = 2 * 4 * 4 / 2  # 16
+    assert tiling.terms(w, t, TWO) == (18, 9, 144, 16)
+    l2 = max(math.ceil(2 / 1) * max(t_i, t_w, t_comp), t_o)  # 288
+    expected = math.ceil(8 / 4) * math.ceil(8 / 4) * math.ceil(4 / 2) * l2
+    assert tiling.layer_cycles(w, t, TWO) == expected == 2304
+    assert tiling.bound(w, t, TWO) == "compute"
+
+
+def test_memory_bound_conv_by_hand():
+    w = conv(M=8, N=8, R=4, C=4, K=1)
+    p = tiling.Ports(0.5, 0.5, 0.5)
+    t = tiling.Tiling(4, 4, 2, 2)
+    # tI = 4*2*2/0.5 = 32, tW = 16/0.5 = 32, tComp = 4, tO = 16/0.5 = 32
+    assert tiling.terms(w, t, p) == (32, 32, 4, 32)
+    assert tiling.layer_cycles(w, t, p) == 2 * 2 * 2 * max(2 * 32, 32)
+    assert tiling.bound(w, t, p) == "memory"
+
+
+def test_strided_input_tile_uses_the_full_formula():
+    w = conv(M=1, N=1, R=4, C=4, K=3, S=2)
+    t = tiling.Tiling(1, 1, 2, 2)
+    # (S Tr + K - S) = 2*2 + 3 - 2 = 5 rows and columns.
+    assert tiling.terms(w, t, TWO)[0] == math.ceil(25 / 2)
+
+
+def test_dense_by_hand():
+    w = workload.Workload("conv", M=10, N=36, R=1, C=1)
+    t = tiling.Tiling(5, 6, 1, 1)
+    # tI = ceil(6/2) = 3, tW = 30/2 = 15, tComp = 1, tO = ceil(5/2) = 3
+    assert tiling.terms(w, t, TWO) == (3, 15, 1, 3)
+    assert tiling.layer_cycles(w, t, TWO) == 2 * max(6 * 15, 3) == 180
+
+
+def test_depthwise_by_hand_runs_groups_in_sequence():
+    w = conv(M=8, N=8, R=4, C=4, K=3, groups=8)
+    t = tiling.Tiling(1, 1, 4, 4)
+    # Per group M = N = 1: tI = 36/2, tW = ceil(9/2), tComp = 144, tO = 8.
+    assert tiling.terms(w, t, TWO) == (18, 5, 144, 8)
+    assert tiling.layer_cycles(w, t, TWO) == 8 * 144
+
+
+def test_pooling_stream_by_hand():
+    w = workload.Workload("stream", M=4, N=4, R=4, C=4, K=2, S=2, H=8,
+                          in_words=256, out_words=64)
+    assert tiling.stream_cycles(w, TWO) == 128
+    assert tiling.stream_cycles(w, tiling.Ports(8.0, 8.0, 0.5)) == 128
+
+
+def test_bram18_formula():
+    w = conv(M=4, N=4, R=16, C=16, K=3)
+    t = tiling.Tiling(2, 3, 16, 16)
+    # 256 words x 16 bits fit one block; 9 x 16 bits fit one block.
+    assert tiling.bram18(w, t, 16) == 2 * 3 * 1 + 2 * 2 * 1 + 2 * 2 * 3 * 1
+    # 32 bits: 24 x 24 x 32 = 18,432 bits is exactly one block; 25 x 24 two.
+    big = conv(M=1, N=1, R=32, C=32, K=1)
+    assert tiling.bram18(big, tiling.Tiling(1, 1, 24, 24), 32) == 2 + 2 + 2
+    assert tiling.bram18(big, tiling.Tiling(1, 1, 25, 24), 32) == 4 + 4 + 2
+    # A 14x14 kernel at 32 bits: 196 x 32 = 6,272 bits, one block per lane.
+    k14 = conv(M=2, N=2, R=4, C=4, K=14)
+    assert tiling.bram18(k14, tiling.Tiling(2, 2, 1, 1), 32) == 4 + 4 + 8
+    assert tiling.min_bram18(k14, 32) == 6
+
+
+def test_dsp_per_lane():
+    assert tiling.dsp(tiling.Tiling(4, 5, 1, 1), 16) == 20
+    assert tiling.dsp(tiling.Tiling(4, 5, 1, 1), 32) == 100
+    assert tiling.dsp(tiling.Tiling(3, 3, 1, 1), 8) == 5
+
+
+def test_ports_from_bandwidth_clock_and_word_width():
+    dev = fpga.device("xc7z020")  # 1.2 GB/s at 100 MHz: 12 bytes per cycle
+    assert tiling.ports(dev, 16) == (2.0, 2.0, 2.0)
+    assert tiling.ports(dev, 8) == (4.0, 4.0, 4.0)
+    assert tiling.ports(dev, 32, share=0.5) == (0.5, 0.5, 0.5)
+
+
+def test_candidates_are_the_smallest_size_per_trip_count():
+    assert list(tiling.candidates(10)) == [10, 5, 4, 3, 2, 1]
+    assert list(tiling.candidates(100, cap=4)) == [100, 50, 34, 1]
+
+
+def brute_force(w, lanes, bram, p, bits):
+    m, n = w.M // w.groups, w.N // w.groups
+    best = None
+    for t in itertools.product(range(1, m + 1), range(1, n + 1),
+                               range(1, w.R + 1), range(1, w.C + 1)):
+        t = tiling.Tiling(*t)
+        if t.Tm * t.Tn > lanes or tiling.bram18(w, t, bits) > bram:
+            continue
+        c = tiling.layer_cycles(w, t, p)
+        best = c if best is None else min(best, c)
+    return best
+
+
+small = st.builds(conv, M=st.integers(1, 6), N=st.integers(1, 6),
+                  R=st.integers(1, 6), C=st.integers(1, 6),
+                  K=st.sampled_from([1, 3, 5]), S=st.sampled_from([1, 2]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(w=small, lanes=st.integers(1, 40), bram=st.integers(6, 120),
+       bits=st.sampled_from([8, 16, 32]),
+       port=st.sampled_from([0.25, 1.0, 2.0, 7.0]))
+def test_best_tiling_is_the_exhaustive_optimum_within_budget(
+        w, lanes, bram, bits, port):
+    p = tiling.Ports(port, port, port)
+    choice = tiling.best_tiling(w, lanes, bram, p, bits)
+    t = choice.tiling
+    assert t.Tm * t.Tn <= lanes and choice.bram18 <= bram
+    assert choice.bram18 == tiling.bram18(w, t, bits)
+    assert choice.cycles == tiling.layer_cycles(w, t, p)
+    assert choice.cycles == brute_force(w, lanes, bram, p, bits)
+
+
+def test_best_tiling_raises_resource_error_when_nothing_fits():
+    w = conv(M=4, N=4, R=8, C=8, K=3)
+    with pytest.raises(fpga.ResourceError, match="needs at least"):
+        tiling.best_tiling(w, 4, 5, TWO, 16)
+
+
+layers = st.builds(conv, M=st.integers(1, 64), N=st.integers(1, 64),
+                   R=st.integers(1, 32), C=st.integers(1, 32),
+                   K=st.sampled_from([1, 3, 5, 7]), S=st.sampled_from([1, 2]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=layers, extra=st.integers(1, 64), lanes=st.integers(1, 300),
+       bits=st.sampled_from([8, 16, 32]))
+def test_more_filters_never_make_a_layer_faster(w, extra, lanes, bits):
+    bram = 4000
+    base = tiling.best_tiling(w, lanes, bram, TWO, bits).cycles
+    more = w._replace(M=w.M + extra)
+    assert tiling.best_tiling(more, lanes, bram, TWO, bits).cycles >= base
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=layers, lanes=st.integers(1, 300), bits=st.sampled_from([8, 16]))
+def test_a_larger_kernel_never_makes_a_layer_faster(w, lanes, bits):
+    bram = 4000
+    base = tiling.best_tiling(w, lanes, bram, TWO, bits).cycles
+    bigger = w._replace(K=w.K + 2, Kw=w.Kw + 2)
+    assert tiling.best_tiling(bigger, lanes, bram, TWO, bits).cycles >= base
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=layers, lanes=st.integers(2, 300), cut=st.integers(1, 299),
+       bram=st.integers(6, 600))
+def test_fewer_lanes_never_make_a_layer_faster(w, lanes, cut, bram):
+    fewer = max(lanes - cut, 1)
+    base = tiling.best_tiling(w, lanes, bram, TWO, 16, 300).cycles
+    assert tiling.best_tiling(w, fewer, bram, TWO, 16, 300).cycles >= base
+
+
+def test_shared_tiling_uses_one_tm_tn_for_all_layers():
+    ws = [conv(8, 3, 16, 16, 3), conv(16, 8, 16, 16, 3),
+          conv(16, 16, 8, 8, 1)]
+    engine, choices = tiling.shared_tiling(ws, 64, 400, TWO, 16)
+    assert engine[0] * engine[1] <= 64
+    for w, c in zip(ws, choices):
+        assert c.tiling.Tm == min(engine[0], w.M)
+        assert c.tiling.Tn == min(engine[1], w.N)
+        assert c.bram18 <= 400
+        assert c.cycles == tiling.layer_cycles(w, c.tiling, TWO)
+
+
+def test_shared_tiling_is_no_worse_than_any_fixed_unroll():
+    ws = [conv(8, 3, 16, 16, 3), conv(16, 8, 16, 16, 3)]
+    _, best = tiling.shared_tiling(ws, 64, 400, TWO, 16)
+    total = sum(c.cycles for c in best)
+    for unroll in [(1, 1), (8, 8), (16, 4), (4, 3)]:
+        _, fixed = tiling.shared_tiling(ws, 64, 400, TWO, 16, unroll)
+        assert sum(c.cycles for c in fixed) >= total
