@@ -119,6 +119,7 @@ class FNASOracle(keras_tuner.Oracle):
         # Trial id -> [start, end] wall-clock times (seconds since epoch).
         self.trial_times: dict[str, list] = {}
         self.fastest_ms: float | None = None
+        # Set by the tuner on the chief: progress.ControllerLog or None.
         self.progress = None
 
     # Sampling ------------------------------------------------------------
@@ -224,8 +225,7 @@ class FNASOracle(keras_tuner.Oracle):
             "gate_s": verdict.seconds,
         }
         storage.append_jsonl(self._rejected_path(), record)
-        if self.progress is not None:
-            self.progress.on_update(stats, rejected=True)
+        self._log_progress(stats)
         if self.verbose:
             shown = "does not fit" if finite is None else f"{finite:.3f} ms"
             print(
@@ -242,14 +242,17 @@ class FNASOracle(keras_tuner.Oracle):
             return
         value = self._trained_reward(trial, update_baseline=False)
         stats = self.controller.update(decisions, value)
-        if self.progress is not None:
-            self.progress.on_update(stats, rejected=False)
+        self._log_progress(stats)
 
     def _trial_by_hash(self, digest: str):
         for trial_id, trial_digest in self._id_to_hash.items():
             if trial_digest == digest and trial_id in self.trials:
                 return self.trials[trial_id]
         return None
+
+    def _log_progress(self, stats) -> None:
+        if self.progress is not None:
+            self.progress.on_update(stats, self)
 
     def episodes_left(self) -> int | None:
         """Children that may still be judged under max_episodes, or None."""
@@ -311,8 +314,7 @@ class FNASOracle(keras_tuner.Oracle):
             stats = self.controller.update(
                 self._pending.pop(trial_id)["decisions"], value
             )
-            if self.progress is not None:
-                self.progress.on_update(stats, rejected=False, trial=trial)
+            self._log_progress(stats)
 
     def _trained_reward(self, trial, update_baseline: bool) -> float:
         """The reward of an ended trial; a failed one counts as accuracy 0."""

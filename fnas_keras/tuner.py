@@ -12,6 +12,7 @@ import numpy as np
 from fnas_keras import constraint as constraint_module
 from fnas_keras import fpga
 from fnas_keras import oracle as oracle_module
+from fnas_keras import progress
 
 _COLUMNS = ("latency_ms", "dsp_used", "bram18_used")
 
@@ -37,6 +38,8 @@ class FNAS(keras_tuner.Tuner):
             is set). False only measures latency, as plain NAS does.
         input_shape: Shape of one example, for models without an Input
             layer; by default it is read from the data given to `search`.
+        max_episodes: Children judged at most, trained and rejected
+            together; None for no limit besides max_trials.
         max_rejections: Samples in a row without a new trial before the
             search stops.
         float_values: Points each Float without a step is discretised into.
@@ -74,6 +77,7 @@ class FNAS(keras_tuner.Tuner):
         reward: str = "fnas",
         enforce_spec: bool | None = None,
         input_shape: Sequence[int] | None = None,
+        max_episodes: int | None = None,
         max_rejections: int = 1000,
         float_values: int = 10,
         controller_options: dict | None = None,
@@ -113,6 +117,7 @@ class FNAS(keras_tuner.Tuner):
             latency_spec_ms=self.latency_spec_ms,
             reward=reward,
             enforce_spec=self.enforce_spec,
+            max_episodes=max_episodes,
             max_rejections=max_rejections,
             float_values=float_values,
             controller_options=controller_options,
@@ -132,13 +137,19 @@ class FNAS(keras_tuner.Tuner):
         oracle (the chief in distributed tuning), with the input shape read
         from the data when the model has no Input layer.
         """
+        if not self._is_worker():
+            self.oracle.progress = progress.ControllerLog(self.project_dir)
         if self.constraint is not None and not self._is_worker():
             shape = self._input_shape or infer_input_shape(
                 fit_args, fit_kwargs
             )
             self.constraint.input_shape = shape
             self.oracle.gate = self._gate
-        super().search(*fit_args, **fit_kwargs)
+        try:
+            super().search(*fit_args, **fit_kwargs)
+        finally:
+            if not self._is_worker():
+                self.oracle.progress.close()
 
     def _gate(self, values: dict) -> fpga.LatencyReport | None:
         """Builds one child (no fit) and models its FPGA latency.

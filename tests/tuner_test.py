@@ -144,3 +144,18 @@ def test_bad_bits_are_a_clear_error(tmp_path, bits):
         fnas_keras.FNAS(build_model, objective="val_accuracy",
                         device="xc7z020", latency_spec_ms=1.0, bits=bits,
                         directory=str(tmp_path))
+
+
+@pytest.mark.slow
+def test_controller_progress_is_in_tensorboard(fitted):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    tuner, _ = fitted
+    log = event_accumulator.EventAccumulator(
+        f"{tuner.project_dir}/controller"
+    ).Reload()
+    tags = set(log.Tags()["tensors"])
+    assert {"controller/reward", "controller/baseline", "controller/entropy",
+            "search/rejection_rate", "search/best_feasible_score"} <= tags
+    rewards = log.Tensors("controller/reward")
+    assert len(rewards) == tuner.oracle.controller.step
