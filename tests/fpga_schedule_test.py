@@ -1,0 +1,235 @@
+"""Tests for fnas_keras.fpga.schedule and fpga.analyze: whole networks."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from fnas_keras import fpga
+from fnas_keras.fpga import schedule
+from fnas_keras.fpga import tiling
+from fnas_keras.fpga import workload
+
+
+def conv(filters, kernel, shape, strides=1, padding="same"):
+    h, w, c = shape
+    if padding == "same":
+        out = (-(-h // strides), -(-w // strides))
+    else:
+        out = ((h - kernel) // strides + 1, (w - kernel) // strides + 1)
+    return {"class_name": "Conv2D",
+            "config": {"filters": filters, "kernel_size": kernel,
+                       "strides": strides, "padding": padding},
+            "input_shape": (None, h, w, c),
+            "output_shape": (None, *out, filters)}
+
+
+def mnist(arch=((5, 9), (7, 18), (14, 36), (5, 9))):
+    layers, c = [], 1
+    for kernel, filters in arch:
+        layers.append(conv(filters, kernel, (28, 28, c)))
+        c = filters
+    layers.append({"class_name": "GlobalAveragePooling2D", "config": {},
+                   "input_shape": (None, 28, 28, c),
+                   "output_shape": (None, c)})
+    layers.append({"class_name": "Dense", "config": {"units": 10},
+                   "input_shape": (None, c), "output_shape": (None, 10)})
+    return layers
+
+
+def test_split_gives_minimums_then_shares_by_macs():
+    assert schedule.split([1, 3], 10, [1, 1], "DSP") == [1 + 2, 1 + 6]
+    assert schedule.split([0, 0], 10, [2, 2], "DSP") == [2, 2]
+    with pytest.raises(fpga.ResourceError, match="3 engines need at least 6"
+                                                 " DSP; the device has 5"):
+        schedule.split([1, 1, 1], 5, [2, 2, 2], "DSP")
+
+
+def test_pipelined_latency_lies_between_slowest_stage_and_sum():
+    report = fpga.analyze(mnist(), "xc7z020")
+    cycles = [r.cycles for r in report.layers]
+    assert max(cycles) <= report.latency_cycles <= sum(cycles)
+    assert report.throughput_fps == pytest.approx(100e6 / max(cycles))
+
+
+def test_pipelined_engines_stay_within_the_device():
+    dev = fpga.device("xc7z020")
+    report = fpga.analyze(mnist(), dev, bits=16)
+    assert report.dsp_used <= dev.dsp and report.bram18_used <= dev.bram18
+    assert report.dsp_used == sum(r.dsp for r in report.layers)
+    for r in report.layers:
+        if r.tiling is not None:
+            assert r.dsp >= 1
+
+
+def test_shared_latency_is_the_sum_of_layers():
+    report = fpga.analyze(mnist(), "xc7z020", mapping="shared")
+    assert report.latency_cycles == sum(r.cycles for r in report.layers)
+    tm_tn = {(r.tiling.Tm, r.tiling.Tn) for r in report.layers
+             if r.tiling is not None and r.workload.M >= 36}
+    assert len(tm_tn) == 1
+
+
+def choice(tr, cycles):
+    return tiling.Choice(tiling.Tiling(1, 1, tr, 1), cycles, 0, "compute", 1)
+
+
+def chain(kernel):
+    layers = [conv(2, kernel, (4, 4, 2)), conv(2, kernel, (4, 4, 2))]
+    return layers, workload.parse_all(layers)
+
+
+def test_row_band_pipeline_by_hand_1x1():
+    # Two layers of 4 rows in bands of 2 rows, 50 cycles a band. Layer 2's
+    # first band needs rows 0-1 (ready at 50) and ends at 100; its second
+    # needs rows 2-3 (ready at 100) and ends at 150.
+    layers, parsed = chain(kernel=1)
+    choices = {(0, 0): choice(2, 100), (1, 0): choice(2, 100)}
+    assert schedule._timeline(layers, parsed, choices) == 150
+
+
+def test_row_band_pipeline_by_hand_3x3_waits_for_the_halo():
+    # With a 3x3 kernel (pad 1) layer 2's first band reads row 2, produced
+    # by layer 1's second band at 100: it ends at 150, the next at 200.
+    layers, parsed = chain(kernel=3)
+    choices = {(0, 0): choice(2, 100), (1, 0): choice(2, 100)}
+    assert schedule._timeline(layers, parsed, choices) == 200
+
+
+def test_inbound_indices_wire_a_residual_add():
+    a = conv(4, 3, (8, 8, 4))
+    b = conv(4, 3, (8, 8, 4))
+    add = {"class_name": "Add", "config": {},
+           "input_shape": [(None, 8, 8, 4)] * 2,
+           "output_shape": (None, 8, 8, 4), "inbound": [0, 1]}
+    b["inbound"] = [0]
+    report = fpga.analyze([a, b, add], "zcu102")
+    cycles = [r.cycles for r in report.layers]
+    assert max(cycles) <= report.latency_cycles <= sum(cycles)
+
+
+def test_zero_padding_and_flatten_pass_rows_through():
+    layers = [
+        {"class_name": "ZeroPadding2D", "config": {"padding": ((1, 1),
+                                                               (1, 1))},
+         "input_shape": (None, 8, 8, 3), "output_shape": (None, 10, 10, 3)},
+        conv(4, 3, (10, 10, 3), strides=2, padding="valid"),
+        {"class_name": "Flatten", "config": {},
+         "input_shape": (None, 4, 4, 4), "output_shape": (None, 64)},
+        {"class_name": "Dense", "config": {"units": 3},
+         "input_shape": (None, 64), "output_shape": (None, 3)},
+    ]
+    report = fpga.analyze(layers, "xc7z020")
+    busy = [r.cycles for r in report.layers if r.cycles]
+    assert len(busy) == 2
+    assert report.latency_cycles == pytest.approx(sum(busy), abs=1)
+
+
+def test_unroll_fixes_the_shared_engine():
+    report = fpga.analyze(mnist(), "xc7z020", mapping="shared",
+                          unroll=(4, 2))
+    assert report.dsp_used == 8
+    assert all(r.tiling.Tm <= 4 and r.tiling.Tn <= 2
+               for r in report.layers if r.tiling is not None)
+
+
+def test_unroll_over_the_dsp_budget_is_an_error():
+    with pytest.raises(ValueError, match=r"unroll \(Tm, Tn\) = \(16, 16\) "
+                                         r"needs 256 DSP.*has 220"):
+        fpga.analyze(mnist(), "xc7z020", mapping="shared", unroll=(16, 16))
+    with pytest.raises(ValueError, match="two positive integers"):
+        fpga.analyze(mnist(), "xc7z020", mapping="shared", unroll=(0, 2))
+    with pytest.raises(ValueError, match="mapping='shared'"):
+        fpga.analyze(mnist(), "xc7z020", unroll=(2, 2))
+
+
+def test_bad_settings_are_errors():
+    with pytest.raises(ValueError, match="bits must be one of 8, 16, 32, got"
+                                         " 12"):
+        fpga.analyze(mnist(), "xc7z020", bits=12)
+    with pytest.raises(ValueError, match="unknown mapping 'pipeline'; "
+                                         "allowed: pipelined, shared"):
+        fpga.analyze(mnist(), "xc7z020", mapping="pipeline")
+    with pytest.raises(ValueError, match="unknown device 'zc7020'"):
+        fpga.analyze(mnist(), "zc7020")
+    with pytest.raises(ValueError, match="unsupported layer 'GRU'"):
+        fpga.analyze([{"class_name": "GRU", "config": {},
+                       "input_shape": (None, 4, 2),
+                       "output_shape": (None, 3)}], "xc7z020")
+    with pytest.raises(ValueError, match="no layers"):
+        fpga.analyze([], "xc7z020")
+
+
+@pytest.mark.parametrize("mapping", ["pipelined", "shared"])
+def test_network_too_big_for_a_tiny_device(mapping):
+    tiny = fpga.FpgaDevice("tiny", dsp=2, bram18=5, clock_mhz=100,
+                           dram_gbps=0.5)
+    with pytest.raises(fpga.ResourceError):
+        fpga.analyze(mnist(), tiny, mapping=mapping)
+
+
+def test_resource_error_is_a_value_error():
+    assert issubclass(fpga.ResourceError, ValueError)
+
+
+def test_more_dsps_never_slow_the_shared_engine():
+    small = fpga.FpgaDevice("s", dsp=20, bram18=280, clock_mhz=100,
+                            dram_gbps=1.2)
+    big = fpga.FpgaDevice("b", dsp=220, bram18=280, clock_mhz=100,
+                          dram_gbps=1.2)
+    for m in ("shared",):
+        assert (fpga.analyze(mnist(), big, mapping=m).latency_cycles
+                <= fpga.analyze(mnist(), small, mapping=m).latency_cycles)
+
+
+@st.composite
+def networks(draw):
+    h = draw(st.integers(4, 32))
+    shape = (h, h, draw(st.integers(1, 8)))
+    layers = []
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["conv", "depthwise", "pool", "bn"]))
+        hh, ww, c = shape
+        if kind == "conv":
+            k = draw(st.sampled_from([1, 3, 5]))
+            s = draw(st.sampled_from([1, 2]))
+            layers.append(conv(draw(st.integers(1, 48)), k, shape, s))
+        elif kind == "depthwise":
+            layers.append({"class_name": "DepthwiseConv2D",
+                           "config": {"kernel_size": 3, "padding": "same"},
+                           "input_shape": (None, *shape),
+                           "output_shape": (None, *shape)})
+        elif kind == "pool" and hh >= 2:
+            out = (hh // 2, ww // 2, c)
+            layers.append({"class_name": "MaxPooling2D",
+                           "config": {"pool_size": 2, "padding": "valid"},
+                           "input_shape": (None, *shape),
+                           "output_shape": (None, *out)})
+        else:
+            layers.append({"class_name": "BatchNormalization", "config": {},
+                           "input_shape": (None, *shape),
+                           "output_shape": (None, *shape)})
+        shape = layers[-1]["output_shape"][1:]
+    layers.append({"class_name": "Flatten", "config": {},
+                   "input_shape": (None, *shape),
+                   "output_shape": (None, math.prod(shape))})
+    layers.append({"class_name": "Dense", "config": {"units": 10},
+                   "input_shape": (None, math.prod(shape)),
+                   "output_shape": (None, 10)})
+    return layers
+
+
+@settings(max_examples=60, deadline=None)
+@given(layers=networks(), bits=st.sampled_from([8, 16, 32]),
+       mapping=st.sampled_from(["pipelined", "shared"]),
+       device=st.sampled_from(["xc7z020", "zcu102", "u250"]))
+def test_every_valid_network_has_a_positive_finite_latency(
+        layers, bits, mapping, device):
+    report = fpga.analyze(layers, device, bits=bits, mapping=mapping)
+    assert math.isfinite(report.latency_ms) and report.latency_ms > 0
+    assert report.latency_cycles >= 1
+    assert 0 < report.gops < fpga.device(device).peak_gops(bits)
+    cycles = [r.cycles for r in report.layers]
+    assert max(cycles) <= report.latency_cycles <= sum(cycles) + 1
