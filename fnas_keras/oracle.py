@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+import shutil
 import time
 from typing import Any
 from typing import Callable
@@ -22,6 +23,7 @@ from keras_tuner.src.engine import trial as trial_module
 
 from fnas_keras import controller as controller_module
 from fnas_keras import fpga
+from fnas_keras import progress
 from fnas_keras import reward as reward_module
 from fnas_keras import storage
 
@@ -52,6 +54,8 @@ class FNASOracle(keras_tuner.Oracle):
         max_rejections: Samples in a row without a new trial before the
             search stops with an error (all over spec) or ends (exhausted).
         float_values: Values a Float or step-less range is discretised into.
+        display: "table" (keras-tuner's per-trial table) or "lines" (one
+            line per trial). Rejections are one line each in both.
         controller_options: Keyword arguments for `controller.Controller`.
         seed: Seed of the controller; same seed, same samples.
         hyperparameters, allow_new_entries, tune_new_entries,
@@ -75,6 +79,7 @@ class FNASOracle(keras_tuner.Oracle):
         max_episodes: int | None = None,
         max_rejections: int = 1000,
         float_values: int = 10,
+        display: str = "table",
         controller_options: dict | None = None,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
@@ -98,6 +103,12 @@ class FNASOracle(keras_tuner.Oracle):
         if max_episodes is not None:
             _check_positive_int("max_episodes", max_episodes)
         self.max_episodes = max_episodes
+        if display not in ("table", "lines"):
+            raise ValueError(
+                f"unknown display {display!r}; known: table, lines"
+            )
+        if display == "lines":
+            self._display = progress.LineDisplay(oracle=self)
         _check_positive_int("float_values", float_values)
         self.latency_spec_ms = checked_spec(latency_spec_ms)
         self.reward_rule = reward_module.check_rule(reward)
@@ -301,9 +312,20 @@ class FNASOracle(keras_tuner.Oracle):
             times[1] = time.time()
             _attach_report(self.trials[trial.trial_id],
                            {"wall_time_s": times[1] - times[0]})
-        super().end_trial(trial)
-        self._settle_ended_trials()
-        self.save()
+        try:
+            super().end_trial(trial)
+        finally:
+            # keras-tuner raises on too many failures in a row before it
+            # saves; saving anyway keeps a resume from training them again.
+            self._save_trial(self.trials[trial.trial_id])
+            self._settle_ended_trials()
+            self.save()
+
+    def score_trial(self, trial) -> None:
+        """Scores a trial as keras-tuner does; a NaN score says so."""
+        super().score_trial(trial)
+        if trial.score is not None and math.isnan(trial.score):
+            trial.message = f"objective {self.objective.name} is NaN"
 
     def _settle_ended_trials(self) -> None:
         """Rewards every pending child whose trial has ended (idempotent)."""
@@ -380,8 +402,14 @@ class FNASOracle(keras_tuner.Oracle):
         self._controller_file = fnas["controller_file"]
         path = os.path.join(self._project_dir, self._controller_file)
         self.controller = controller_module.Controller.load(path)
-        # Rejections logged after the last save are dropped: the restored
-        # controller and random state draw and log them again, once.
+        self.discard_unsaved_rejections()
+
+    def discard_unsaved_rejections(self) -> None:
+        """Drops rejections logged after the controller was last saved.
+
+        The restored controller and random state draw and log them again,
+        once; a fresh search (no state) drops them all.
+        """
         kept = storage.truncate_jsonl(
             self._rejected_path(),
             keep=lambda record: record["step"] <= self.controller.step,
@@ -410,10 +438,50 @@ class FNASOracle(keras_tuner.Oracle):
         for path in [self._get_oracle_fname(), *glob.glob(pattern)]:
             storage.read_json(path)
         super().reload()
+        self._drop_unsaved_trials()
+        self._end_reported_trials()
         self._settle_ended_trials()
 
+    def _drop_unsaved_trials(self) -> None:
+        """Forgets trials whose trial.json outlived the oracle.json save.
+
+        A kill inside create_trial can leave a trial the saved oracle never
+        started; the restored controller draws it again under the same id.
+        """
+        started = set(self.start_order)
+        for trial_id in [t for t in self.trials if t not in started]:
+            del self.trials[trial_id]
+            shutil.rmtree(self._get_trial_dir(trial_id), ignore_errors=True)
+
+    def _end_reported_trials(self) -> None:
+        """Ends, instead of retrying, trials a kill left after their fit.
+
+        keras-tuner's reload retries every ongoing trial. One already in
+        end_order died between end_trial's saves and is done; one whose
+        objective reached update_trial died before end_trial and only lacks
+        its ending. Neither is trained again.
+        """
+        for trial_id in list(self._retry_queue):
+            trial = self.trials[trial_id]
+            if trial_id in self.end_order:
+                self._retry_queue.remove(trial_id)
+            elif self._reported(trial):
+                self._retry_queue.remove(trial_id)
+                trial.status = TrialStatus.COMPLETED
+                self.end_trial(trial)
+
+    def _reported(self, trial) -> bool:
+        """Whether every objective metric of a trial has been reported."""
+        names = getattr(self.objective, "name_to_direction", None)
+        names = names or [self.objective.name]
+        return all(trial.metrics.exists(name) for name in names)
+
     def _save_controller(self) -> str:
-        name = f"controller-{self.controller.step:08d}.npz"
+        # Numbered by save, not by step: sampling moves the random state
+        # without a step, and the file oracle.json names must never be
+        # overwritten before the new oracle.json is in place.
+        number = int(self._controller_file[11:19] or 0) + 1
+        name = f"controller-{number:08d}.npz"
         self.controller.save(os.path.join(self._project_dir, name))
         return name
 

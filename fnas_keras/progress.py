@@ -1,15 +1,17 @@
-"""The controller's progress as TensorBoard scalars.
+"""Search progress: TensorBoard scalars and a one-line-per-trial display.
 
-Written to `<project_dir>/controller`, beside keras-tuner's own files, one
-point per controller update: reward, baseline, entropy, rejection rate and
-the best accuracy so far among children that meet the spec.
+The scalars go to `<project_dir>/controller`, beside keras-tuner's own
+files, one point per controller update: reward, baseline, entropy,
+rejection rate and the best score so far among children within the spec.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import tensorflow as tf
+from keras_tuner.src.engine import oracle as oracle_module
 
 _FLUSH_EVERY = 50
 
@@ -56,3 +58,41 @@ class ControllerLog:
     def close(self) -> None:
         """Flushes and closes the event file."""
         self._writer.close()
+
+
+class LineDisplay(oracle_module.Display):
+    """keras-tuner's trial display, one line per trial instead of a table.
+
+    Example:
+        >>> FNAS(build_model, ..., display="lines")
+    """
+
+    def on_trial_begin(self, trial) -> None:
+        if self.verbose < 1:
+            return
+        now = datetime.datetime.now()
+        self.trial_start[trial.trial_id] = now
+        self.search_start = self.search_start or now
+        self.trial_number[trial.trial_id] = len(self.oracle.trials)
+
+    def on_trial_end(self, trial) -> None:
+        if self.verbose < 1 or trial.trial_id not in self.trial_start:
+            return
+        elapsed = datetime.datetime.now() - self.trial_start[trial.trial_id]
+        number = self.trial_number[trial.trial_id]
+        total = self.oracle.max_trials
+        score = "-" if trial.score is None else f"{trial.score:.4f}"
+        latency = _last(trial, "latency_ms")
+        shown = "" if latency is None else f", latency {latency:.3f} ms"
+        print(
+            f"Trial {number}/{total} {trial.status.lower()}: "
+            f"{self.oracle.objective.name} {score}{shown}, "
+            f"{self.format_duration(elapsed)}",
+            flush=True,
+        )
+
+
+def _last(trial, name: str) -> float | None:
+    if not trial.metrics.exists(name):
+        return None
+    return trial.metrics.get_last_value(name)

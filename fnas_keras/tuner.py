@@ -43,6 +43,7 @@ class FNAS(keras_tuner.Tuner):
         max_rejections: Samples in a row without a new trial before the
             search stops.
         float_values: Points each Float without a step is discretised into.
+        display: "table" (keras-tuner's) or "lines" (one line per trial).
         controller_options: Keyword arguments for `controller.Controller`.
         seed: Random seed of the controller.
         hyperparameters, tune_new_entries, allow_new_entries,
@@ -80,6 +81,7 @@ class FNAS(keras_tuner.Tuner):
         max_episodes: int | None = None,
         max_rejections: int = 1000,
         float_values: int = 10,
+        display: str = "table",
         controller_options: dict | None = None,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
@@ -120,6 +122,7 @@ class FNAS(keras_tuner.Tuner):
             max_episodes=max_episodes,
             max_rejections=max_rejections,
             float_values=float_values,
+            display=display,
             controller_options=controller_options,
             seed=seed,
             hyperparameters=hyperparameters,
