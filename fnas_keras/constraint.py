@@ -54,6 +54,7 @@ def _walk(model: Any, sources: list[int] | None, out: list[dict],
           outer: dict[int, int]) -> None:
     """Appends a model's layers to `out`; maps its outputs into `outer`."""
     producer: dict[int, int] = {}
+    graph = _graph_nodes(model)
     for k, t in enumerate(model.inputs):
         if sources is None:
             out.append({"class_name": "InputLayer", "name": f"input_{k}",
@@ -65,7 +66,7 @@ def _walk(model: Any, sources: list[int] | None, out: list[dict],
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
             continue
-        node = _node_in(layer, producer)
+        node = _node_in(layer, producer, graph)
         srcs = [producer[id(t)] for t in node.input_tensors]
         if hasattr(layer, "layers") and hasattr(layer, "inputs"):
             inner: dict[int, int] = {}
@@ -86,9 +87,32 @@ def _walk(model: Any, sources: list[int] | None, out: list[dict],
         outer[id(t)] = producer[id(t)]
 
 
-def _node_in(layer: Any, producer: dict[int, int]) -> Any:
-    """The layer's call whose inputs all come from this graph."""
-    for node in getattr(layer, "_inbound_nodes", []):
+def _graph_nodes(model: Any) -> set[int]:
+    """Ids of the calls that lead from the model's inputs to its outputs.
+
+    A layer keeps a node per call, and a reloaded or rebuilt model has
+    stale ones; walking back from the outputs finds the live graph.
+    """
+    seen: set[int] = set()
+    inputs = {id(t) for t in model.inputs}
+    stack = list(model.outputs)
+    while stack:
+        tensor = stack.pop()
+        history = getattr(tensor, "_keras_history", None)
+        if id(tensor) in inputs or history is None:
+            continue
+        node = history[0]._inbound_nodes[history[1]]
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(node.input_tensors)
+    return seen
+
+
+def _node_in(layer: Any, producer: dict[int, int], graph: set[int]) -> Any:
+    """The layer's call in this graph, whose inputs are all known."""
+    nodes = list(getattr(layer, "_inbound_nodes", []))
+    live = [n for n in nodes if id(n) in graph] or nodes
+    for node in reversed(live):
         tensors = list(node.input_tensors)
         if tensors and all(id(t) in producer for t in tensors):
             return node

@@ -1,0 +1,163 @@
+"""Tests for fnas_keras.constraint: the Keras adapter and LatencyConstraint."""
+
+import math
+
+import keras
+import pytest
+
+from fnas_keras import constraint
+from fnas_keras import fpga
+
+
+def tiny(name="tiny", filters=4):
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                            name=f"{name}_conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3)(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def test_layer_dicts_of_a_sequential_model():
+    model = keras.Sequential([keras.Input((8, 8, 2)),
+                              keras.layers.Conv2D(4, 3),
+                              keras.layers.Flatten(),
+                              keras.layers.Dense(5)])
+    dicts = constraint.layer_dicts(model)
+    assert [d["class_name"] for d in dicts] == ["InputLayer", "Conv2D",
+                                                "Flatten", "Dense"]
+    assert dicts[1]["input_shape"] == (None, 8, 8, 2)
+    assert dicts[1]["output_shape"] == (None, 6, 6, 4)
+    assert dicts[1]["config"]["filters"] == 4
+    assert [d["inbound"] for d in dicts] == [[], [0], [1], [2]]
+
+
+def test_layer_dicts_of_a_functional_model_with_branches():
+    inputs = keras.Input((8, 8, 4))
+    a = keras.layers.Conv2D(4, 1, name="a")(inputs)
+    b = keras.layers.Conv2D(4, 3, padding="same", name="b")(inputs)
+    added = keras.layers.Add(name="add")([a, b])
+    cat = keras.layers.Concatenate(name="cat")([added, inputs])
+    dicts = constraint.layer_dicts(keras.Model(inputs, cat))
+    index = {d["name"]: i for i, d in enumerate(dicts)}
+    assert dicts[index["add"]]["inbound"] == [index["a"], index["b"]]
+    assert dicts[index["add"]]["input_shape"] == [(None, 8, 8, 4)] * 2
+    assert dicts[index["cat"]]["inbound"] == [index["add"], 0]
+    assert dicts[index["cat"]]["output_shape"] == (None, 8, 8, 8)
+
+
+def test_nested_models_are_flattened_and_wired():
+    inner = keras.Sequential([keras.layers.Conv2D(4, 3, padding="same"),
+                              keras.layers.ReLU()], name="inner")
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(2, 1, name="first")(inputs)
+    x = inner(x)
+    outputs = keras.layers.Dense(3, name="head")(x)
+    dicts = constraint.layer_dicts(keras.Model(inputs, outputs))
+    names = [d["class_name"] for d in dicts]
+    assert names == ["InputLayer", "Conv2D", "Conv2D", "ReLU", "Dense"]
+    assert dicts[2]["inbound"] == [1]
+    assert dicts[4]["inbound"] == [3]
+    report = fpga.analyze(keras.Model(inputs, outputs), "xc7z020")
+    assert report.latency_ms > 0
+
+
+def test_analyze_accepts_a_keras_model():
+    report = fpga.analyze(tiny(), "zcu102", bits=8)
+    assert [r.class_name for r in report.layers] == [
+        "InputLayer", "Conv2D", "GlobalAveragePooling2D", "Dense"]
+
+
+def test_unbuilt_model_is_built_on_input_shape():
+    gate = constraint.LatencyConstraint("xc7z020", 5.0,
+                                        input_shape=(8, 8, 1))
+    model = keras.Sequential([keras.layers.Conv2D(4, 3),
+                              keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+    ok, report = gate.check(model)
+    assert ok is (report.latency_ms <= 5.0)
+
+
+def test_unbuilt_model_without_input_shape_is_an_error():
+    gate = constraint.LatencyConstraint("xc7z020", 5.0)
+    model = keras.Sequential([keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="not built.*input_shape"):
+        gate.check(model)
+    with pytest.raises(ValueError, match="not built"):
+        constraint.layer_dicts(keras.Sequential([keras.layers.Dense(2)]))
+
+
+@pytest.mark.parametrize("spec", [0, -1.0, math.nan, math.inf, "3", True])
+def test_bad_spec_is_named(spec):
+    with pytest.raises(ValueError, match=f"latency_spec_ms.*{spec!r}"):
+        constraint.LatencyConstraint("xc7z020", spec)
+
+
+def test_settings_are_validated_at_construction():
+    with pytest.raises(ValueError, match="unknown device 'zc7020'"):
+        constraint.LatencyConstraint("zc7020", 1.0)
+    with pytest.raises(ValueError, match="got 12"):
+        constraint.LatencyConstraint("xc7z020", 1.0, bits=12)
+    with pytest.raises(ValueError, match="unknown mapping"):
+        constraint.LatencyConstraint("xc7z020", 1.0, mapping="pipeline")
+
+
+def test_verdict_follows_the_spec():
+    latency = fpga.analyze(tiny(), "xc7z020").latency_ms
+    assert constraint.LatencyConstraint(
+        "xc7z020", latency * 1.01).check(tiny())[0]
+    ok, report = constraint.LatencyConstraint(
+        "xc7z020", latency * 0.99).check(tiny())
+    assert not ok and report.latency_ms == pytest.approx(latency)
+
+
+def test_cache_is_per_architecture_not_per_name():
+    gate = constraint.LatencyConstraint("xc7z020", 10.0)
+    first = gate.check(tiny("a"))
+    second = gate.check(tiny("b"))
+    assert first is second
+    gate.check(tiny("c", filters=8))
+    assert gate.cache_info() == {"hits": 1, "misses": 2, "size": 2}
+
+
+def test_check_layers_works_without_keras_models():
+    gate = constraint.LatencyConstraint("zcu102", 1.0, mapping="shared")
+    dicts = constraint.layer_dicts(tiny())
+    ok, report = gate.check_layers(dicts)
+    assert report.mapping == "shared" and isinstance(ok, bool)
+
+
+def test_resource_error_propagates():
+    device = fpga.FpgaDevice("tiny", dsp=1, bram18=4, clock_mhz=100,
+                             dram_gbps=1.0)
+    gate = constraint.LatencyConstraint(device, 1.0)
+    with pytest.raises(fpga.ResourceError):
+        gate.check(tiny())
+
+
+APPS = ("MobileNetV2", "ResNet50", "VGG16", "EfficientNetB0", "DenseNet121")
+
+
+@pytest.fixture(scope="module", params=APPS)
+def app_layers(request):
+    build = getattr(keras.applications, request.param)
+    model = build(weights=None, input_shape=(224, 224, 3))
+    return request.param, constraint.layer_dicts(model)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mapping", ["pipelined", "shared"])
+def test_keras_applications_on_zcu102(app_layers, mapping):
+    name, layers = app_layers
+    device = fpga.device("zcu102")
+    report = fpga.analyze(layers, device, bits=16, mapping=mapping)
+    peak = 2 * device.dsp / fpga.dsp_per_mac(16) * device.clock_hz / 1e9
+    assert 0 < report.gops < peak, name
+    assert math.isfinite(report.latency_ms) and report.latency_ms > 0
+    assert 0 < report.dsp_used <= device.dsp
+    assert 0 < report.bram18_used <= device.bram18
+    cycles = [r.cycles for r in report.layers]
+    assert max(cycles) <= report.latency_cycles <= sum(cycles) + 1
+    macs = {"MobileNetV2": 0.3e9, "ResNet50": 3.9e9, "VGG16": 15.5e9,
+            "EfficientNetB0": 0.39e9, "DenseNet121": 2.9e9}[name]
+    assert report.macs == pytest.approx(macs, rel=0.15)
