@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 from typing import Sequence
 
+import keras
 import keras_tuner
 import numpy as np
 
@@ -13,6 +15,7 @@ from fnas_keras import constraint as constraint_module
 from fnas_keras import fpga
 from fnas_keras import oracle as oracle_module
 from fnas_keras import progress
+from fnas_keras import storage
 
 _COLUMNS = ("latency_ms", "dsp_used", "bram18_used")
 
@@ -113,6 +116,9 @@ class FNAS(keras_tuner.Tuner):
                 input_shape=input_shape,
             )
         self._input_shape = _shape_or_none(input_shape)
+        # keras-tuner resumes only once tuner0.json exists (first written
+        # when a trial ends); FNAS resumes from oracle.json too.
+        self._resume = not kwargs.get("overwrite", False)
         oracle = oracle_module.FNASOracle(
             objective=objective,
             max_trials=max_trials,
@@ -172,6 +178,13 @@ class FNAS(keras_tuner.Tuner):
         except Exception:  # noqa: BLE001 - the trial records the error.
             return None
         self.oracle.update_space(hp)
+        if self.constraint.input_shape is None and not _has_inputs(model):
+            raise keras_tuner.errors.FatalValueError(
+                f"cannot find the input shape of model {model.name!r}: it "
+                "has no keras.Input and the data given to search has no "
+                "readable shape (e.g. a generator); pass input_shape=(...) "
+                "to FNAS or add a keras.Input to the model"
+            )
         try:
             _, report = self.constraint.check(model)
         except fpga.ResourceError:
@@ -179,6 +192,38 @@ class FNAS(keras_tuner.Tuner):
         except ValueError as error:
             raise keras_tuner.errors.FatalValueError(str(error)) from error
         return report
+
+    def run_trial(self, trial, *fit_args: Any, **fit_kwargs: Any):
+        """Fits one child as keras-tuner does; a NaN loss fails the trial."""
+        callbacks = list(fit_kwargs.get("callbacks") or [])
+        callbacks.append(FailOnNaN(self.oracle.objective))
+        fit_kwargs["callbacks"] = callbacks
+        return super().run_trial(trial, *fit_args, **fit_kwargs)
+
+    def _populate_initial_space(self) -> None:
+        """Starts afresh, or resumes a search with no tuner0.json yet."""
+        oracle_file = self.oracle._get_oracle_fname()
+        if self._resume and os.path.exists(oracle_file):
+            print(f"Reloading Oracle from {oracle_file}")
+            self.reload()
+            return
+        super()._populate_initial_space()
+        if not self._is_worker():
+            # A kill before the first save left no state to resume from.
+            self.oracle.discard_unsaved_rejections()
+
+    def save(self) -> None:
+        """Saves the oracle and tuner0.json, each atomically."""
+        if not self._is_worker():
+            self.oracle.save()
+        storage.write_json(self._get_tuner_fname(), self.get_state())
+
+    def reload(self) -> None:
+        """Reloads the oracle, and tuner0.json when it was written."""
+        if not self._is_worker():
+            self.oracle.reload()
+        if os.path.exists(self._get_tuner_fname()):
+            self.set_state(storage.read_json(self._get_tuner_fname()))
 
     def space_report(self, **kwargs: Any):
         """The share of the search space that meets the spec, and the fastest.
@@ -235,6 +280,44 @@ class FNAS(keras_tuner.Tuner):
             raise ValueError("no device was given, so there is no report")
         _, report = self.constraint.check(self.hypermodel.build(hp))
         return report
+
+
+class FailOnNaN(keras.callbacks.Callback):
+    """Fails a trial whose loss or objective turns NaN or infinite.
+
+    keras-tuner would score a diverged child by an accuracy computed from
+    NaN outputs; failing it records why and gives the controller the
+    penalty instead, without a retry.
+
+    Args:
+        objective: The oracle's objective, checked at each epoch's end.
+
+    Example:
+        >>> model.fit(x, y, callbacks=[FailOnNaN(tuner.oracle.objective)])
+    """
+
+    def __init__(self, objective: Any):
+        super().__init__()
+        names = getattr(objective, "name_to_direction", None)
+        self._names = ["loss", *(names or [objective.name])]
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for name in self._names:
+            value = (logs or {}).get(name)
+            if value is None or math.isfinite(float(value)):
+                continue
+            kind = "NaN" if math.isnan(float(value)) else "infinite"
+            what = name if name == "loss" else f"objective {name}"
+            raise keras_tuner.errors.FailedTrialError(
+                f"{what} is {kind} at epoch {epoch + 1}: the child diverged"
+            )
+
+
+def _has_inputs(model: Any) -> bool:
+    try:
+        return bool(model.inputs)
+    except (AttributeError, ValueError):
+        return False
 
 
 def infer_input_shape(
