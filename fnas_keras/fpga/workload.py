@@ -156,10 +156,13 @@ def parse(layer: LayerDict) -> Parsed:
                          f"{', '.join(supported())}")
     fn, fields = entry
     config = layer.get("config") or {}
-    key = (name, tuple([_freeze(config.get(f)) for f in fields]),
-           _freeze(layer.get("input_shape")),
-           _freeze(layer.get("output_shape")))
-    parsed = _CACHE.get(key)
+    key = (name, tuple([config.get(f) for f in fields]),
+           layer.get("input_shape"), layer.get("output_shape"))
+    try:
+        parsed = _CACHE.get(key)
+    except TypeError:  # lists from JSON
+        key = _freeze(key)
+        parsed = _CACHE.get(key)
     if parsed is None:
         inputs = input_shapes(layer)
         output = _shape(layer.get("output_shape"), name)
