@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any
 from typing import Sequence
 
 import keras
 import keras_tuner
 import numpy as np
+from keras_tuner.src.distribute import utils as dist_utils
 
 from fnas_keras import constraint as constraint_module
 from fnas_keras import fpga
+from fnas_keras import lease
 from fnas_keras import oracle as oracle_module
 from fnas_keras import progress
 from fnas_keras import storage
@@ -49,6 +52,10 @@ class FNAS(keras_tuner.Tuner):
         display: "table" (keras-tuner's) or "lines" (one line per trial).
         controller_options: Keyword arguments for `controller.Controller`.
         seed: Random seed of the controller.
+        trial_timeout_s: Distributed tuning: seconds a worker may be silent
+            before the chief gives its trial to another worker. Workers
+            send a heartbeat while they fit, so this is not a limit on a
+            trial's length; give every process the same value.
         hyperparameters, tune_new_entries, allow_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: As for
             keras-tuner's oracles.
@@ -92,6 +99,7 @@ class FNAS(keras_tuner.Tuner):
         allow_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        trial_timeout_s: float = lease.DEFAULT_TIMEOUT_S,
         **kwargs: Any,
     ):
         if latency_spec_ms is not None and device is None:
@@ -136,7 +144,12 @@ class FNAS(keras_tuner.Tuner):
             allow_new_entries=allow_new_entries,
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
+            trial_timeout_s=trial_timeout_s,
         )
+        # Read here, never through self.oracle: on a worker that becomes
+        # keras-tuner's gRPC client, which exposes only a few attributes.
+        self.trial_timeout_s = oracle.trial_timeout_s
+        self._idle = False
         super().__init__(oracle, hypermodel, **kwargs)
 
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
@@ -154,9 +167,14 @@ class FNAS(keras_tuner.Tuner):
             )
             self.constraint.input_shape = shape
             self.oracle.gate = self._gate
+        reaper = None
+        if dist_utils.is_chief_oracle():
+            reaper = lease.start_reaper(self.oracle)
         try:
             super().search(*fit_args, **fit_kwargs)
         finally:
+            if reaper is not None:
+                reaper.set()
             if not self._is_worker():
                 self.oracle.progress.close()
 
@@ -198,12 +216,33 @@ class FNAS(keras_tuner.Tuner):
         callbacks = list(fit_kwargs.get("callbacks") or [])
         callbacks.append(FailOnNaN(self.oracle.objective))
         fit_kwargs["callbacks"] = callbacks
-        return super().run_trial(trial, *fit_args, **fit_kwargs)
+        if not self._is_worker():
+            return super().run_trial(trial, *fit_args, **fit_kwargs)
+        # keras-tuner calls the oracle only before and after a fit.
+        with lease.heartbeat(self.oracle, trial.trial_id,
+                             self.trial_timeout_s):
+            return super().run_trial(trial, *fit_args, **fit_kwargs)
+
+    def pre_create_trial(self) -> None:
+        """Waits before asking again when the last ask got no trial.
+
+        The oracle answers IDLE while no trial can start but others still
+        run; keras-tuner asks again at once, so this keeps it from spinning.
+        """
+        if self._idle:
+            time.sleep(lease.poll_interval(self.trial_timeout_s))
+        self._idle = True
+
+    def on_trial_begin(self, trial) -> None:
+        self._idle = False
+        super().on_trial_begin(trial)
 
     def _populate_initial_space(self) -> None:
         """Starts afresh, or resumes a search with no tuner0.json yet."""
         oracle_file = self.oracle._get_oracle_fname()
-        if self._resume and os.path.exists(oracle_file):
+        # A worker's oracle is the chief's: it has nothing to resume.
+        if (self._resume and not self._is_worker()
+                and os.path.exists(oracle_file)):
             print(f"Reloading Oracle from {oracle_file}")
             self.reload()
             return
@@ -249,7 +288,7 @@ class FNAS(keras_tuner.Tuner):
                 "status": trial.status,
                 "score": trial.score,
             }
-            for name in _COLUMNS:
+            for name in (*_COLUMNS, "wall_time_s"):
                 row[name] = oracle_module.metric(trial, name)
             row["values"] = dict(trial.hyperparameters.values)
             rows.append(row)
