@@ -23,6 +23,7 @@ from keras_tuner.src.engine import trial as trial_module
 
 from fnas_keras import controller as controller_module
 from fnas_keras import fpga
+from fnas_keras import lease
 from fnas_keras import progress
 from fnas_keras import reward as reward_module
 from fnas_keras import storage
@@ -58,6 +59,10 @@ class FNASOracle(keras_tuner.Oracle):
             line per trial). Rejections are one line each in both.
         controller_options: Keyword arguments for `controller.Controller`.
         seed: Seed of the controller; same seed, same samples.
+        trial_timeout_s: In distributed tuning, seconds a worker may stay
+            silent before its trial is run again by another (see
+            `expire_leases`). Workers' tuners send a heartbeat while they
+            fit, so this bounds silence, not a trial's length.
         hyperparameters, allow_new_entries, tune_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: As for
             `keras_tuner.Oracle`.
@@ -87,6 +92,7 @@ class FNASOracle(keras_tuner.Oracle):
         tune_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        trial_timeout_s: float = lease.DEFAULT_TIMEOUT_S,
     ):
         super().__init__(
             objective=objective,
@@ -132,6 +138,8 @@ class FNASOracle(keras_tuner.Oracle):
         self.fastest_ms: float | None = None
         # Set by the tuner on the chief: progress.ControllerLog or None.
         self.progress = None
+        self._leases = lease.Leases(trial_timeout_s)
+        self.trial_timeout_s = self._leases.timeout_s
 
     # Sampling ------------------------------------------------------------
 
@@ -295,7 +303,16 @@ class FNASOracle(keras_tuner.Oracle):
 
     @keras_tuner.synchronized
     def create_trial(self, tuner_id: str):
-        """Creates a trial and attaches its FPGA figures as metrics."""
+        """Creates a trial and attaches its FPGA figures as metrics.
+
+        Once no new trial may start, a tuner asking while others still run
+        gets an IDLE trial, not STOPPED: a dead worker's trial may yet come
+        back to be run again (see `expire_leases`).
+        """
+        self._leases.renew(tuner_id)
+        self.expire_leases()
+        if self._should_wait(tuner_id):
+            return trial_module.Trial(self.get_space(), status=TrialStatus.IDLE)
         trial = super().create_trial(tuner_id)
         pending = self._pending.get(trial.trial_id)
         if trial.status == TrialStatus.RUNNING and pending:
@@ -306,7 +323,16 @@ class FNASOracle(keras_tuner.Oracle):
 
     @keras_tuner.synchronized
     def end_trial(self, trial) -> None:
-        """Ends a trial, then rewards the controller for it."""
+        """Ends a trial, then rewards the controller for it.
+
+        A late end from a worker presumed dead counts only if it is the
+        first COMPLETED one; see `_accept_end`.
+        """
+        self._renew_holder(trial.trial_id)
+        if not self._accept_end(trial):
+            print(f"Ignored a late end of trial {trial.trial_id} "
+                  f"({trial.status}): it is ended or queued to run again")
+            return
         times = self.trial_times.get(trial.trial_id)
         if times is not None:
             times[1] = time.time()
@@ -321,6 +347,86 @@ class FNASOracle(keras_tuner.Oracle):
             self._settle_ended_trials()
             self.save()
 
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id: str, metrics: dict, step: int = 0):
+        """Records metrics; a late report on an ended trial is dropped."""
+        self._renew_holder(trial_id)
+        if trial_id in self.end_order:
+            return self.trials[trial_id]
+        return super().update_trial(trial_id, metrics, step=step)
+
+    @keras_tuner.synchronized
+    def get_trial(self, trial_id: str):
+        """Returns a trial; from a worker's heartbeat it renews its lease."""
+        self._renew_holder(trial_id)
+        return super().get_trial(trial_id)
+
+    # Leases (distributed tuning) -----------------------------------------
+
+    @keras_tuner.synchronized
+    def expire_leases(self) -> list[str]:
+        """Takes back the trials of tuners silent for `trial_timeout_s`.
+
+        A silent tuner is forgotten, so the chief can exit without it. Its
+        trial is queued to run again without counting as a run (it did not
+        fail), unless the objective already reached the oracle: the worker
+        then died after its fit, and the trial is ended instead.
+
+        Returns:
+            The tuners found silent.
+        """
+        silent = self._leases.expired([*self.tuner_ids, *self.ongoing_trials])
+        for tuner_id in silent:
+            self._leases.forget(tuner_id)
+            self.tuner_ids.discard(tuner_id)
+            trial = self.ongoing_trials.pop(tuner_id, None)
+            if trial is not None:
+                self._take_back(tuner_id, trial)
+        return silent
+
+    def _take_back(self, tuner_id: str, trial) -> None:
+        reported = self._reported(trial)
+        fate = "ended as reported" if reported else "will run again"
+        print(f"Tuner {tuner_id} silent for over {self.trial_timeout_s:g} "
+              f"s; its trial {trial.trial_id} {fate}")
+        if reported:
+            trial.status = TrialStatus.COMPLETED
+            self.end_trial(trial)
+        else:
+            self._retry_queue.append(trial.trial_id)
+            self.save()
+
+    def _renew_holder(self, trial_id: str) -> None:
+        for tuner_id, trial in self.ongoing_trials.items():
+            if trial.trial_id == trial_id:
+                self._leases.renew(tuner_id)
+
+    def _should_wait(self, tuner_id: str) -> bool:
+        """Whether a tuner must wait for others' trials instead of stopping."""
+        if tuner_id in self.ongoing_trials or self._retry_queue:
+            return False
+        full = self.max_trials and len(self.trials) >= self.max_trials
+        if not (full or self.episodes_left() == 0):
+            return False
+        return any(t != tuner_id for t in self.ongoing_trials)
+
+    def _accept_end(self, trial) -> bool:
+        """Whether an end_trial call counts.
+
+        Ends of a trial already ended are late duplicates. A trial in the
+        retry queue was taken back from a silent worker (or awaits a
+        retry), so an end for it comes from that worker, late: its
+        COMPLETED result is kept (the trial leaves the queue), anything
+        else is left to the rerun.
+        """
+        if trial.trial_id in self.end_order:
+            return False
+        if trial.trial_id in self._retry_queue:
+            if trial.status != TrialStatus.COMPLETED:
+                return False
+            self._retry_queue.remove(trial.trial_id)
+        return True
+
     def score_trial(self, trial) -> None:
         """Scores a trial as keras-tuner does; a NaN score says so."""
         super().score_trial(trial)
@@ -333,10 +439,25 @@ class FNASOracle(keras_tuner.Oracle):
         for trial_id in [t for t in self._pending if t in ended]:
             trial = self.trials[trial_id]
             value = self._trained_reward(trial, update_baseline=True)
+            decisions = self._pending.pop(trial_id)["decisions"]
             stats = self.controller.update(
-                self._pending.pop(trial_id)["decisions"], value
+                self._full_decisions(decisions, trial), value
             )
             self._log_progress(stats)
+
+    def _full_decisions(self, decisions: list, trial) -> list:
+        """A child's decisions, extended to the controller's current size.
+
+        While a child trains, other trials (other workers, or a restart)
+        can reveal hyperparameters and so add decisions. Each added one
+        takes the value the child was built with (a default), or its first
+        choice when the child has none.
+        """
+        values = trial.hyperparameters.values
+        added = list(self._decisions)[len(decisions):]
+        return [*decisions, *(
+            _index(self._decisions[name], values.get(name)) for name in added
+        )]
 
     def _trained_reward(self, trial, update_baseline: bool) -> float:
         """The reward of an ended trial; a failed one counts as accuracy 0."""
@@ -561,6 +682,10 @@ def metric(trial, name: str) -> float | None:
     if not trial.metrics.exists(name):
         return None
     return trial.metrics.get_last_value(name)
+
+
+def _index(choices: list, value: Any) -> int:
+    return choices.index(value) if value in choices else 0
 
 
 def _min(a: float | None, b: float) -> float:
