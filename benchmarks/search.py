@@ -54,8 +54,8 @@ flags.DEFINE_enum("reward", "fnas", ["fnas", "mnas_soft", "mnas_hard"],
 flags.DEFINE_integer("max_trials", 8, "Children trained at most.")
 flags.DEFINE_integer("max_episodes", None,
                      "Children judged at most (trained + rejected).")
-flags.DEFINE_integer("epochs", 4, "Training epochs per child.")
-flags.DEFINE_integer("batch_size", 64, "Training batch size.")
+flags.DEFINE_integer("epochs", 6, "Training epochs per child.")
+flags.DEFINE_integer("batch_size", 16, "Training batch size.")
 flags.DEFINE_integer("train_examples", None,
                      "Use only the first N training examples.")
 flags.DEFINE_integer("space_samples", 200,
@@ -102,24 +102,6 @@ def build_tuner(hypermodel):
     )
 
 
-def load_data():
-    """(fit args, fit kwargs) for the flags' dataset."""
-    from fnas_keras import data
-
-    limit = FLAGS.train_examples
-    if FLAGS.dataset == "digits":
-        x, y = data.load_arrays("digits", "train", limit=limit)
-        validation = data.load_arrays("digits", "validation")
-        return (x, y), {"validation_data": validation,
-                        "batch_size": FLAGS.batch_size}
-    size = data.info(FLAGS.dataset).input_shape[0]
-    common = dict(batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
-                  image_size=size)
-    train = data.load(FLAGS.dataset, "train", limit=limit, **common)
-    validation = data.load(FLAGS.dataset, "validation", **common)
-    return (train,), {"validation_data": validation}
-
-
 def main(argv):
     del argv
     from fnas_keras import data
@@ -139,7 +121,10 @@ def main(argv):
     if FLAGS.space_samples and not tuner._is_worker():
         print(tuner.space_report(samples=FLAGS.space_samples,
                                  max_enumerate=FLAGS.space_samples))
-    args, kwargs = load_data()
+    args, kwargs = data.fit_data(
+        FLAGS.dataset, batch_size=FLAGS.batch_size,
+        limit=FLAGS.train_examples, data_dir=FLAGS.data_dir,
+    )
     started = time.time()
     tuner.search(*args, epochs=FLAGS.epochs, verbose=0, **kwargs)
     if tuner._is_worker():

@@ -218,6 +218,37 @@ def load(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def fit_data(
+    name: str,
+    *,
+    batch_size: int,
+    limit: int | None = None,
+    data_dir: str | None = None,
+) -> tuple[tuple, dict]:
+    """Training and validation data as `search`/`fit` arguments.
+
+    Args:
+        name: A dataset name from `names()`.
+        batch_size: Examples per batch.
+        limit: Use only the first N training examples.
+        data_dir: TFDS data directory.
+
+    Returns:
+        `(args, kwargs)` for `tuner.search(*args, **kwargs)`: numpy arrays
+        for "digits", batched datasets at the dataset's own size otherwise.
+    """
+    if name == "digits":
+        x, y = load_arrays("digits", "train", limit=limit)
+        validation = load_arrays("digits", "validation")
+        return (x, y), {"validation_data": validation,
+                        "batch_size": batch_size}
+    size = info(name).input_shape[0]
+    common = dict(batch_size=batch_size, data_dir=data_dir, image_size=size)
+    train = load(name, "train", limit=limit, **common)
+    validation = load(name, "validation", **common)
+    return (train,), {"validation_data": validation}
+
+
 class ImageNetFilesMissingError(FileNotFoundError):
     """ImageNet is not prepared and its archives are not in the manual dir."""
 

@@ -196,3 +196,12 @@ def test_validation_maps_to_the_real_tfds_split(name, split, real,
     with pytest.raises(RuntimeError, match="stop"):
         data.load(name, split, batch_size=2)
     assert asked == [real]
+
+
+def test_fit_data_gives_search_arguments_for_digits():
+    args, kwargs = data.fit_data("digits", batch_size=8, limit=40)
+    x, y = args
+    assert x.shape == (40, 28, 28, 1) and y.shape == (40,)
+    xv, yv = kwargs["validation_data"]
+    assert xv.shape[1:] == (28, 28, 1) and len(xv) == len(yv)
+    assert kwargs["batch_size"] == 8
