@@ -589,7 +589,12 @@ class FNASOracle(keras_tuner.Oracle):
             elif self._reported(trial):
                 self._retry_queue.remove(trial_id)
                 trial.status = TrialStatus.COMPLETED
-                self.end_trial(trial)
+                # Quietly: the display lost the trial's start with the kill.
+                verbose, self.verbose = self.verbose, 0
+                try:
+                    self.end_trial(trial)
+                finally:
+                    self.verbose = verbose
 
     def _reported(self, trial) -> bool:
         """Whether every objective metric of a trial has been reported."""
