@@ -58,7 +58,14 @@ class FNAS(keras_tuner.Tuner):
             trial's length; give every process the same value.
         hyperparameters, tune_new_entries, allow_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: As for
-            keras-tuner's oracles.
+            keras-tuner's oracles. A child that fails (build error, NaN
+            loss, out of memory) ends as a FAILED trial with the reason in
+            its message, and the controller gets the rejection penalty, so
+            it moves away; a failed architecture is never trained again.
+            The search stops after max_consecutive_failed_trials (3, as in
+            keras-tuner; None for no limit) failures in a row, which is
+            what a broken training script produces. Rejected children are
+            not trials and never count.
         **kwargs: What every keras-tuner Tuner takes: directory,
             project_name, overwrite, executions_per_trial,
             distribution_strategy, max_model_size, optimizer, loss, metrics...
