@@ -237,6 +237,8 @@ class FNASOracle(keras_tuner.Oracle):
             "step": stats.step,
             "values": values,
             "latency_ms": finite,
+            "dsp_used": (verdict.figures or {}).get("dsp_used"),
+            "bram18_used": (verdict.figures or {}).get("bram18_used"),
             "spec_ms": spec,
             "reason": verdict.reason,
             "reward": value,

@@ -63,9 +63,21 @@ class ControllerLog:
 class LineDisplay(oracle_module.Display):
     """keras-tuner's trial display, one line per trial instead of a table.
 
+    The lines show whatever `verbose` `search()` is given: keras-tuner
+    passes that value to `fit` too, so `verbose=0` means quiet epochs with
+    the search's progress still visible.
+
     Example:
         >>> FNAS(build_model, ..., display="lines")
     """
+
+    @property
+    def verbose(self) -> int:
+        return 1
+
+    @verbose.setter
+    def verbose(self, value) -> None:
+        del value  # Always on; see the class docstring.
 
     def on_trial_begin(self, trial) -> None:
         if self.verbose < 1:

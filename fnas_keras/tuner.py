@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from typing import Any
+from typing import Iterator
 from typing import Sequence
 
 import keras
@@ -199,7 +201,8 @@ class FNAS(keras_tuner.Tuner):
         hp = self.oracle.get_space()
         hp.values = dict(values)
         try:
-            model = self.hypermodel.build(hp)
+            with placeholder_weights():
+                model = self.hypermodel.build(hp)
         except Exception:  # noqa: BLE001 - the trial records the error.
             return None
         self.oracle.update_space(hp)
@@ -364,6 +367,30 @@ def _has_inputs(model: Any) -> bool:
         return bool(model.inputs)
     except (AttributeError, ValueError):
         return False
+
+
+@contextlib.contextmanager
+def placeholder_weights() -> Iterator[None]:
+    """Initialises new Keras weights with zeros inside the block.
+
+    The gate builds a child only to read its layer shapes and then drops
+    it; random initialisation is most of that build's cost, and a rejected
+    child must stay cheap. Backends without the hook initialise as usual.
+    """
+    variable = keras.Variable
+    original = getattr(variable, "_initialize_with_initializer", None)
+    if original is None or not hasattr(variable, "_initialize"):
+        yield
+        return
+
+    def zeros(self, initializer):
+        self._initialize(keras.ops.zeros(self._shape, dtype=self._dtype))
+
+    variable._initialize_with_initializer = zeros
+    try:
+        yield
+    finally:
+        variable._initialize_with_initializer = original
 
 
 def infer_input_shape(

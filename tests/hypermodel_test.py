@@ -24,7 +24,7 @@ def test_mnist_preset_is_the_papers_space():
     for h in hp.space:
         expected = [5, 7, 14] if h.name.endswith("kernel") else [9, 18, 36]
         assert list(h.values) == expected
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [x for x in model.layers if isinstance(x, keras.layers.Conv2D)]
     assert len(convs) == 4
     for conv in convs:
         config = conv.get_config()
@@ -33,7 +33,7 @@ def test_mnist_preset_is_the_papers_space():
         assert config["activation"] == "relu"
     assert model.input_shape == (None, 28, 28, 1)
     assert model.output_shape == (None, 10)
-    kinds = [type(l).__name__ for l in model.layers[-2:]]
+    kinds = [type(x).__name__ for x in model.layers[-2:]]
     assert kinds == ["GlobalAveragePooling2D", "Dense"]
 
 
@@ -50,7 +50,7 @@ def test_cifar10_preset_searches_strides_with_batchnorm():
     assert "conv_0/stride" in hp
     assert list(hp.space[2].values) == [1, 2]
     assert any(
-        isinstance(l, keras.layers.BatchNormalization) for l in model.layers
+        isinstance(x, keras.layers.BatchNormalization) for x in model.layers
     )
     assert isinstance(model.layers[-2], keras.layers.Flatten)
     assert model.input_shape == (None, 32, 32, 3)

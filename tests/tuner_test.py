@@ -159,3 +159,29 @@ def test_controller_progress_is_in_tensorboard(fitted):
             "search/rejection_rate", "search/best_feasible_score"} <= tags
     rewards = log.Tensors("controller/reward")
     assert len(rewards) == tuner.oracle.controller.step
+
+
+def test_placeholder_weights_build_the_same_layers_cheaply():
+    from fnas_keras import constraint
+    from fnas_keras import tuner as tuner_module
+
+    hp = kt.HyperParameters()
+    hp.values.update({"num_layers": 2, "pool": True})
+    normal = build_model(hp)
+    normal.build((None, 28, 28, 1))
+    with tuner_module.placeholder_weights():
+        placeholder = build_model(hp)
+        placeholder.build((None, 28, 28, 1))
+    assert all(not w.numpy().any() for w in placeholder.weights)
+    assert any(w.numpy().any() for w in normal.weights)
+    strip = [{k: v for k, v in d.items() if k != "name"}
+             for d in constraint.layer_dicts(normal)]
+    same = [{k: v for k, v in d.items() if k != "name"}
+            for d in constraint.layer_dicts(placeholder)]
+    for a, b in zip(strip, same):
+        a["config"].pop("name", None)
+        b["config"].pop("name", None)
+    assert strip == same
+    fresh = build_model(hp)
+    fresh.build((None, 28, 28, 1))
+    assert any(w.numpy().any() for w in fresh.weights), "restored after"
