@@ -1,0 +1,70 @@
+"""Smoke tests: the absl benchmark scripts run end to end with tiny flags."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(script, *flags, timeout=600):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", script), *flags],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_search_writes_every_result_file(tmp_path):
+    out = run("search.py", "--max_trials=2", "--epochs=1",
+              "--train_examples=64", "--space_samples=20",
+              f"--directory={tmp_path}")
+    assert "Meet the 15.0 ms spec" in out
+    assert "Trial 1/2" in out and "Trial 2/2" in out
+    assert "rank  trial  accuracy  latency_ms" in out
+    project = tmp_path / "fnas_digits"
+    for name in ("results.csv", "pareto.png", "best_model.keras",
+                 "best_latency.txt", "best_latency.json", "summary.txt"):
+        assert (project / name).stat().st_size > 0, name
+    with open(project / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    trained = [r for r in rows if r["kind"] == "trained"]
+    rejected = [r for r in rows if r["kind"] == "rejected"]
+    assert len(trained) == 2
+    assert all(float(r["latency_ms"]) <= 15.0 for r in trained)
+    assert all(float(r["latency_ms"]) > 15.0 for r in rejected
+               if r["latency_ms"])
+    assert out.count("Rejected child") == len(rejected)
+
+
+@pytest.mark.slow
+def test_search_in_nas_mode_trains_without_rejecting(tmp_path):
+    out = run("search.py", "--mode=nas", "--max_trials=2", "--epochs=1",
+              "--train_examples=32", "--space_samples=0",
+              f"--directory={tmp_path}")
+    assert "Rejected child" not in out
+    assert "children trained: 2, rejected without training: 0" in out
+
+
+@pytest.mark.slow
+def test_paper_prints_the_comparison(tmp_path):
+    out = run("paper.py", "--episodes=3", "--epochs=1",
+              "--train_examples=32", "--latency_spec_ms=15,30",
+              f"--directory={tmp_path}")
+    assert "acc_loss_pts" in out and "speedup" in out
+    rows = [line for line in out.splitlines()
+            if line.strip().startswith(("15 |", "30 |"))]
+    assert len(rows) == 2
+    assert (tmp_path / "paper.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_rejection_cost_prints_a_median(tmp_path):
+    out = run("rejection_cost.py", "--children=20")
+    assert "rejection_ms_median:" in out
+    assert "rejected children: 20" in out
