@@ -233,3 +233,65 @@ def test_every_valid_network_has_a_positive_finite_latency(
     assert 0 < report.gops < fpga.device(device).peak_gops(bits)
     cycles = [r.cycles for r in report.layers]
     assert max(cycles) <= report.latency_cycles <= sum(cycles) + 1
+
+
+def test_bandwidth_goes_where_the_traffic_is():
+    # A big conv, then a Dense(2) at every position: the conv moves ~1000x
+    # the words, so its ports get most of the DRAM bandwidth.
+    big = conv(64, 3, (32, 32, 64))
+    tiny = {"class_name": "Dense", "config": {"units": 2},
+            "input_shape": (None, 32, 32, 64),
+            "output_shape": (None, 32, 32, 2)}
+    dev = fpga.device("zcu102")
+    report = fpga.analyze([big, tiny], dev)
+    conv_bw, dense_bw = (sum(r.ports) for r in report.layers)
+    total = dev.bytes_per_cycle() / 2
+    assert conv_bw > 0.5 * total and conv_bw > 4 * dense_bw
+    assert conv_bw + dense_bw <= total * (1 + 1e-9)
+
+
+def test_share_is_by_traffic_rounded_down_and_lone_engines_get_it_all():
+    from fnas_keras.fpga import bandwidth
+
+    w = workload.Workload("conv", M=8, N=8, R=8, C=8)
+    vec = workload.Workload("conv", M=8, N=8, R=1, C=1)
+    ports = bandwidth.share([w, w, vec], [(100, 0, 0), (0, 400, 0),
+                                          (1, 1, 1)], 12.0)
+    # sqrt(100) : sqrt(400) = 1 : 2 of 12 words/cycle is 4 and 8; rounded
+    # down to 2 ** (k / 2) of 12: 12 / 2 ** 1.5 = 4.24 > 4, so 12 / 4 = 3,
+    # and 8 stays 12 / 2 ** 0.5 = 8.49 > 8, so 12 / 2 = 6.
+    assert ports[0].i == pytest.approx(3.0) and ports[1].w == pytest.approx(6)
+    assert ports[0].w < 1e-5 and ports[1].i < 1e-5
+    assert ports[2] == (4.0, 4.0, 4.0)  # one output row: runs alone
+
+
+def test_traffic_counts_each_tile_transfer():
+    from fnas_keras.fpga import bandwidth
+
+    w = workload.Workload("conv", M=4, N=2, R=8, C=8, K=3, Kw=3, H=8)
+    # Tiles: 2 x 2 (rows, cols) x 2 (M) x 2 (N) = 16 input and weight
+    # loads, 8 output stores.
+    t = tiling.Tiling(2, 1, 4, 4)
+    assert bandwidth.traffic(w, t) == (16 * 6 * 6, 16 * 2 * 9, 8 * 2 * 16)
+    assert bandwidth.traffic(w, None) == (2 * 10 * 10, 4 * 2 * 9, 4 * 64)
+
+
+def test_slack_trades_a_few_cycles_for_more_row_bands():
+    w = workload.Workload("conv", M=16, N=16, R=28, C=28, K=5, Kw=5, H=28)
+    p = tiling.Ports(2.0, 2.0, 2.0)
+    fast = tiling.best_tiling(w, 64, 200, p, 16)
+    banded = tiling.best_tiling(w, 64, 200, p, 16, slack=0.0625)
+    assert banded.tiling.Tr < fast.tiling.Tr
+    assert fast.cycles <= banded.cycles <= 1.0625 * fast.cycles
+    assert banded.cycles == tiling.layer_cycles(w, banded.tiling, p)
+    assert banded.bram18 == tiling.bram18(w, banded.tiling, 16) <= 200
+
+
+def test_a_chain_of_small_convs_overlaps_in_the_pipeline():
+    layers, c = [], 8
+    for _ in range(6):
+        layers.append(conv(8, 3, (32, 32, c)))
+    report = fpga.analyze(layers, "zcu102")
+    cycles = [r.cycles for r in report.layers]
+    assert all(r.tiling.Tr < 32 for r in report.layers)
+    assert max(cycles) <= report.latency_cycles < 0.5 * sum(cycles)

@@ -24,6 +24,10 @@ class LayerReport:
         dsp: DSP slices of the engine.
         bram18: BRAM18 blocks of the engine.
         bound: "compute" or "memory" (roofline), or "none" for 0 cycles.
+        ports: the engine's memory ports (input, weight, output) in words
+            per cycle, or None for a 0-cycle layer. Pipelined engines share
+            the DRAM bandwidth by traffic (fpga.bandwidth); the shared
+            engine has it all.
 
     Example:
         >>> row = LayerReport("fc", "Dense", None, None, 0, 0, 0, "none")
@@ -39,6 +43,7 @@ class LayerReport:
     dsp: int
     bram18: int
     bound: str
+    ports: tiling.Ports | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields; workload and tiling as small dicts."""
@@ -54,6 +59,8 @@ class LayerReport:
             "dsp": self.dsp,
             "bram18": self.bram18,
             "bound": self.bound,
+            "ports_words_per_cycle": None if self.ports is None
+            else self.ports._asdict(),
         }
 
 
@@ -73,7 +80,10 @@ class LatencyReport:
         bits: word width.
         mapping: "pipelined" or "shared".
         layers: one LayerReport per engine or 0-cycle layer, in order.
-        ports: the memory ports of each engine, words per cycle.
+        ports: words per cycle on each memory port of the shared engine;
+            in a pipelined report, the device's whole bandwidth split over
+            three ports, which the engines share by traffic (see each
+            LayerReport.ports).
 
     Example:
         >>> from fnas_keras import fpga
@@ -121,23 +131,29 @@ class LatencyReport:
             f"{d.name} ({d.board or 'custom'}): {d.dsp} DSP, {d.bram18} "
             f"BRAM18, {d.clock_mhz:g} MHz, {d.dram_gbps:g} GB/s "
             f"[{d.assumptions}]",
-            f"{self.mapping} mapping, {self.bits}-bit; ports per engine "
-            f"{self.ports.i:.3g} words/cycle each (I, W, O)",
+            f"{self.mapping} mapping, {self.bits}-bit; "
+            + (f"ports {self.ports.i:.3g} words/cycle each (I, W, O)"
+               if self.mapping == "shared" else
+               f"{3 * self.ports.i:.3g} words/cycle shared among engines by"
+               f" traffic (ports I/W/O per engine below)"),
             f"latency {self.latency_ms:.4f} ms ({self.latency_cycles} "
             f"cycles), {self.throughput_fps:.1f} fps, {self.gops:.2f} GOP/s,"
             f" {self.dsp_used}/{d.dsp} DSP, {self.bram18_used}/{d.bram18} "
             f"BRAM18",
         ]
-        cols = f"{'layer':<28}{'class':<24}{'M,N,R,C,K,S,g':<26}" \
-               f"{'Tm,Tn,Tr,Tc':<18}{'cycles':>12}{'DSP':>6}{'BRAM':>6}  bound"
+        cols = f"{'layer':<24}{'class':<20}{'M,N,R,C,K,S,g':<26}" \
+               f"{'Tm,Tn,Tr,Tc':<16}{'cycles':>12}{'DSP':>6}{'BRAM':>6}" \
+               f"  {'ports I/W/O':<17}bound"
         lines = head + ["", cols, "-" * len(cols)]
         for r in self.layers:
             w = "-" if r.workload is None else ",".join(
                 str(v) for v in r.workload[1:8])
             t = "-" if r.tiling is None else ",".join(map(str, r.tiling))
-            lines.append(f"{r.name[:27]:<28}{r.class_name[:23]:<24}"
-                         f"{w:<26}{t:<18}{r.cycles:>12}{r.dsp:>6}"
-                         f"{r.bram18:>6}  {r.bound}")
+            p = "-" if r.ports is None or r.workload is None else \
+                "/".join(f"{v:.2g}" for v in r.ports)
+            lines.append(f"{r.name[:23]:<24}{r.class_name[:19]:<20}"
+                         f"{w:<26}{t:<16}{r.cycles:>12}{r.dsp:>6}"
+                         f"{r.bram18:>6}  {p:<17}{r.bound}")
         return "\n".join(lines)
 
     def plot(self, path: str | None = None) -> Any:

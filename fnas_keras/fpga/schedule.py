@@ -17,10 +17,17 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from fnas_keras.fpga import bandwidth
 from fnas_keras.fpga import devices
 from fnas_keras.fpga import report
 from fnas_keras.fpga import tiling
 from fnas_keras.fpga import workload
+
+# Pipelined mapping: how far above its fewest cycles an engine's tiling may
+# go for more row bands (tiling.best_tiling's slack), and how many times the
+# bandwidth is re-shared by the traffic at the chosen tilings.
+SLACK = 0.0625
+REFINE = 0
 
 
 class Stage(NamedTuple):
@@ -59,27 +66,43 @@ def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
               device: devices.FpgaDevice, bits: int) -> report.LatencyReport:
     """FNAS mapping: an engine per workload, pipelined by row bands."""
     work = stages(parsed)
-    p = tiling.ports(device, bits, 1.0 / max(len(work), 1))
     dpm = devices.dsp_per_mac(bits)
     conv = [s for s in work if s.w.kind == "conv"]
     macs = [s.w.macs for s in conv]
     dsp_share = split(macs, device.dsp, [math.ceil(dpm)] * len(conv), "DSP")
     bram_share = split(macs, device.bram18,
                        [tiling.min_bram18(s.w, bits) for s in conv], "BRAM18")
+    budget = [(int(d / dpm), b) for d, b in zip(dsp_share, bram_share)]
     lanes_cap = int(device.dsp / dpm)
-    choices = {s[:2]: tiling.stream(s.w, p) for s in work
-               if s.w.kind != "conv"}
-    for s, d, b in zip(conv, dsp_share, bram_share):
-        choices[s[:2]] = tiling.best_tiling(s.w, int(d / dpm), b, p, bits,
-                                            lanes_cap)
+    whole = tiling.ports(device, bits)
+
+    def pick(ports: list[tiling.Ports]) -> dict:
+        budgets = iter(budget)
+        return {s[:2]: tiling.best_tiling(s.w, *next(budgets), p, bits,
+                                          lanes_cap, SLACK)
+                if s.w.kind == "conv" else tiling.stream(s.w, p)
+                for s, p in zip(work, ports)}
+
+    # Traffic at the tilings the engines would pick with the whole
+    # bandwidth, then at the tilings they pick with their shares.
+    ports = [whole] * len(work)
+    for _ in range(1 + REFINE):
+        choices = pick(ports)
+        ports = bandwidth.share(
+            [s.w for s in work],
+            [bandwidth.traffic(s.w, choices[s[:2]].tiling) for s in work],
+            3 * whole.i)
+    choices = pick(ports)
     latency = _timeline(layers, parsed, choices)
     used = choices.values()
-    return _report(layers, parsed, choices, device, bits, p, "pipelined",
+    return _report(layers, parsed, choices, device, bits,
+                   whole, "pipelined",
                    latency=latency,
                    slowest=max((c.cycles for c in used), default=0),
                    dsp_used=sum(c.dsp for c in used),
                    bram_used=sum(c.bram18 for c in used),
-                   macs=sum(macs))
+                   macs=sum(macs),
+                   engine_ports={s[:2]: p for s, p in zip(work, ports)})
 
 
 def shared(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
@@ -127,7 +150,8 @@ def _check_unroll(unroll: tuple[int, int], device: devices.FpgaDevice,
 def _report(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
             choices: dict, device: devices.FpgaDevice, bits: int,
             p: tiling.Ports, mapping: str, *, latency: float, slowest: int,
-            dsp_used: int, bram_used: int, macs: int) -> report.LatencyReport:
+            dsp_used: int, bram_used: int, macs: int,
+            engine_ports: dict | None = None) -> report.LatencyReport:
     latency_cycles = max(math.ceil(latency), 1)
     seconds = latency_cycles / device.clock_hz
     return report.LatencyReport(
@@ -135,11 +159,13 @@ def _report(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
         throughput_fps=device.clock_hz / max(slowest, 1),
         gops=2.0 * macs / seconds / 1e9, dsp_used=dsp_used,
         bram18_used=bram_used, device=device, bits=bits, mapping=mapping,
-        layers=_layer_rows(layers, parsed, choices), ports=p)
+        layers=_layer_rows(layers, parsed, choices, engine_ports or {}, p),
+        ports=p)
 
 
 def _layer_rows(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
-                choices: dict) -> tuple[report.LayerReport, ...]:
+                choices: dict, ports: dict, default: tiling.Ports
+                ) -> tuple[report.LayerReport, ...]:
     rows = []
     for i, (layer, pz) in enumerate(zip(layers, parsed)):
         cls = layer.get("class_name", "?")
@@ -154,7 +180,8 @@ def _layer_rows(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
             sub = name if len(pz.stages) == 1 else \
                 f"{name}/{('depthwise', 'pointwise')[k]}"
             rows.append(report.LayerReport(sub, cls, w, c.tiling, c.cycles,
-                                           c.dsp, c.bram18, c.bound))
+                                           c.dsp, c.bram18, c.bound,
+                                           ports.get((i, k), default)))
     return tuple(rows)
 
 
@@ -224,15 +251,17 @@ def _bands(ins: list[_Ready], w: workload.Workload, band: int, n_bands: int,
            duration: float) -> _Ready:
     """Runs one engine's row bands; returns its output's ready times."""
     reach = w.D * (w.K - 1) - w.pad_top
-    done, t = [], 0.0
     step = band * w.S
-    last = (band - 1) * w.S + reach
-    for _ in range(n_bands):
-        if len(ins) == 1:
-            need = ins[0].at(last)
-        else:
-            need = max(r.at(last) for r in ins)
-        t = (t if t > need else need) + duration
-        done.append(t)
-        last += step
-    return _Ready(done, band, w.R, w.R)
+    # The last input row each band reads, clipped and shifted per input.
+    lasts = range((band - 1) * w.S + reach, (band - 1) * w.S + reach
+                  + n_bands * step, step)
+    need = None
+    for r in ins:
+        top, done, size = r.rows - 1, r.done, r.band
+        ready = [done[min(max(x - r.shift, 0), top) // size] for x in lasts]
+        need = ready if need is None else list(map(max, need, ready))
+    out, t = [], 0.0
+    for x in need:
+        t = (t if t > x else x) + duration
+        out.append(t)
+    return _Ready(out, band, w.R, w.R)

@@ -242,9 +242,25 @@ def _front(w: workload.Workload, p: Ports, bits: int,
             lanes[final], out_b[final], out_c[final])
 
 
+def _more_bands(w: workload.Workload, t: Tiling, cycles: int, bram: int,
+                p: Ports, bits: int, slack: float) -> Tiling:
+    """The smallest Tr, at the same Tm, Tn, Tc, within slack and BRAM."""
+    tr = candidates(w.R, _ROW_CANDIDATES)
+    tr = tr[tr < t.Tr]
+    if not len(tr):
+        return t
+    c, b = _grid_cycles(w, np.int64(t.Tm), np.int64(t.Tn), tr,
+                        np.int64(t.Tc), p, bits)
+    ok = (c <= cycles * (1.0 + slack)) & (b <= bram)
+    if not ok.any():
+        return t
+    return t._replace(Tr=int(tr[ok][-1]))
+
+
 @functools.lru_cache(maxsize=65536)
 def best_tiling(w: workload.Workload, lanes: int, bram: int, p: Ports,
-                bits: int, lanes_cap: int | None = None) -> Choice:
+                bits: int, lanes_cap: int | None = None,
+                slack: float = 0.0) -> Choice:
     """The tiling with the fewest cycles within a lane and BRAM budget.
 
     Args:
@@ -255,9 +271,14 @@ def best_tiling(w: workload.Workload, lanes: int, bram: int, p: Ports,
         bits: word width.
         lanes_cap: the largest lane budget searched (defaults to `lanes`);
             pass the device's so that engines of any share reuse one search.
+        slack: with slack > 0, the fastest tiling's Tr is then cut to the
+            smallest candidate (the most row bands) that keeps its cycles
+            within (1 + slack) times the fewest and fits the BRAM, so that
+            the next engine of a pipeline can start sooner.
 
     Returns:
-        The Choice; ties go to fewer lanes, then fewer blocks.
+        The Choice; ties go to fewer cycles, then fewer lanes, then fewer
+        blocks.
 
     Raises:
         ResourceError: not even Tm = Tn = Tr = Tc = 1 fits.
@@ -272,6 +293,10 @@ def best_tiling(w: workload.Workload, lanes: int, bram: int, p: Ports,
             f" 1 MAC lane and {min_bram18(w, bits)} BRAM18 at {bits} bits; "
             f"its share is {lanes} lanes and {bram} BRAM18")
     t = Tiling(int(tm[i]), int(tn[i]), int(tr[i]), int(tc[i]))
+    if slack > 0:
+        t = _more_bands(w, t, int(cycles[i]), bram, p, bits, slack)
+        return Choice(t, layer_cycles(w, t, p), bram18(w, t, bits),
+                      bound(w, t, p), dsp(t, bits))
     return Choice(t, int(cycles[i]), int(blocks[i]), bound(w, t, p),
                   dsp(t, bits))
 

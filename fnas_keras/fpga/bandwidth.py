@@ -1,0 +1,119 @@
+"""DRAM bandwidth of the pipelined mapping, shared among engines by traffic.
+
+All engines of a pipelined design run at once and share the board's DRAM
+bandwidth. An even split starves the big convolutions to feed engines that
+move almost nothing, so each memory port of each engine (input, weight,
+output) gets a part of the device's words per cycle in proportion to the
+words it moves per image: `share = traffic ** EXPONENT / sum(traffic **
+EXPONENT)` over every port of every engine.
+
+EXPONENT = 1 equalises the engines' transfer times (best for the slowest
+stage, i.e. throughput); EXPONENT = 1/2 minimises the sum of the transfer
+times, the latency of stages that cannot overlap (Lagrange: minimise
+sum(d / b) subject to sum(b) = B gives b proportional to sqrt(d)). The
+model's figure of merit is one image's latency through a pipeline that
+only partly overlaps, so it uses the square root.
+
+The traffic depends on the tiling, and the tiling on the ports, so the
+schedule starts from each layer's compulsory traffic (every word moved
+once), picks tilings, and re-shares once by the traffic at those tilings.
+Shares are rounded down to a grid of 2 ** (1 / LEVELS_PER_OCTAVE) steps
+below the device's total, so that the tiling searches are cached across
+networks and the ports never sum to more than the device has.
+"""
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+
+from fnas_keras.fpga import devices
+from fnas_keras.fpga import tiling
+from fnas_keras.fpga import workload
+
+EXPONENT = 0.5
+LEVELS_PER_OCTAVE = 2
+# The smallest share: 2 ** -24 of the device (a port that moves nothing
+# gets 0).
+_MAX_LEVEL = 24 * LEVELS_PER_OCTAVE
+
+Traffic = tuple[float, float, float]
+
+
+def words_per_cycle(device: devices.FpgaDevice, bits: int) -> float:
+    """The device's DRAM bandwidth in words of `bits` per clock cycle."""
+    devices.dsp_per_mac(bits)  # validates bits
+    return device.bytes_per_cycle() / (bits / 8)
+
+
+@functools.lru_cache(maxsize=65536)
+def traffic(w: workload.Workload, t: tiling.Tiling | None) -> Traffic:
+    """Words an engine moves per image on its input, weight, output ports.
+
+    A conv engine loads each tile's inputs (with halo) and weights once per
+    tile and stores each output tile once, as the tile model counts them;
+    with t None, the whole layer is one tile (the compulsory traffic). A
+    stream pass reads its inputs and writes its output once.
+    """
+    if w.kind != "conv":
+        return float(w.in_words), 0.0, float(w.out_words)
+    m, n = max(w.M // w.groups, 1), max(w.N // w.groups, 1)
+    if t is None:
+        t = tiling.Tiling(m, n, w.R, w.C)
+    k_eff = w.D * (w.K - 1) + 1
+    kw_eff = w.Dw * (w.Kw - 1) + 1
+    rows_in = w.S * t.Tr + k_eff - w.S
+    cols_in = w.Sw * t.Tc + kw_eff - w.Sw
+    outer = (w.groups * -(-w.R // t.Tr) * -(-w.C // t.Tc)
+             * -(-m // t.Tm))
+    inner = outer * -(-n // t.Tn)
+    return (float(inner * t.Tn * rows_in * cols_in),
+            float(inner * t.Tm * t.Tn * w.K * w.Kw),
+            float(outer * t.Tm * t.Tr * t.Tc))
+
+
+def _levels(shares: np.ndarray) -> np.ndarray:
+    """Rounds shares of the device down to the grid (0 to the lowest)."""
+    with np.errstate(divide="ignore"):
+        k = np.ceil(-np.log2(shares) * LEVELS_PER_OCTAVE - 1e-9)
+    return np.exp2(-np.clip(k, 0, _MAX_LEVEL) / LEVELS_PER_OCTAVE)
+
+
+def alone(w: workload.Workload) -> bool:
+    """Whether an engine runs while the rest of its image's engines idle.
+
+    An engine with one output row (global pooling, Dense on a vector) can
+    start only once every row of its input exists, i.e. after everything
+    upstream of it, and everything downstream waits for its one row.
+    """
+    return w.R == 1
+
+
+def share(work: Sequence[workload.Workload], demands: Sequence[Traffic],
+          total: float) -> list[tiling.Ports]:
+    """Splits `total` words per cycle over the engines' ports.
+
+    Args:
+        work: the engines' workloads.
+        demands: per engine, the (input, weight, output) words per image.
+        total: the device's words per cycle.
+
+    Returns:
+        Per engine, its Ports. An engine that runs `alone` gets the whole
+        bandwidth, split evenly over its three ports as the shared engine's
+        is; each port of the other engines gets a part of `total` in
+        proportion to its words per image ** EXPONENT, rounded down to the
+        grid.
+    """
+    whole = _ports(total / 3, total / 3, total / 3)
+    lone = [alone(w) for w in work]
+    weights = np.array(demands, dtype=float) ** EXPONENT
+    weights[lone] = 0.0
+    norm = weights.sum() or 1.0
+    words = (total * _levels(weights / norm)).tolist()
+    return [whole if a else _ports(*x) for a, x in zip(lone, words)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _ports(i: float, w: float, o: float) -> tiling.Ports:
+    return tiling.Ports(i, w, o)
