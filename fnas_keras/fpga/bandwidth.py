@@ -15,11 +15,16 @@ model's figure of merit is one image's latency through a pipeline that
 only partly overlaps, so it uses the square root.
 
 The traffic depends on the tiling, and the tiling on the ports, so the
-schedule starts from each layer's compulsory traffic (every word moved
-once), picks tilings, and re-shares once by the traffic at those tilings.
+schedule first lets each engine pick its tiling with the whole bandwidth,
+shares the bandwidth by the traffic at those tilings, and lets the engines
+pick again with their shares (schedule.REFINE more rounds if set).
 Shares are rounded down to a grid of 2 ** (1 / LEVELS_PER_OCTAVE) steps
 below the device's total, so that the tiling searches are cached across
 networks and the ports never sum to more than the device has.
+
+An engine with one output row (global pooling, Dense on a vector) waits for
+its whole input, so in a single-branch network it runs while every other
+engine of the image is idle: it gets the whole bandwidth instead.
 """
 
 import functools

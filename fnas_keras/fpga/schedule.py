@@ -2,12 +2,17 @@
 
 Pipelined (FNAS): one engine per conv or stream workload. DSP and BRAM18 go
 first to each engine's minimum (one MAC lane's DSPs; the BRAM of tiling
-(1, 1, 1, 1)), the rest in proportion to MACs. All engines run at once, and
-the DRAM bandwidth is split evenly among them, as a round-robin AXI
-interconnect shares it among its masters. Each engine's work is cut into row
-bands (Tr output rows; one row for a stream pass); a band starts when its
-engine is free and every input row it reads has been produced. The latency
-is the finish time of the last band.
+(1, 1, 1, 1)), the rest in proportion to MACs. All engines run at once and
+share the DRAM bandwidth by traffic (fpga.bandwidth): each engine first
+picks its tiling with the whole bandwidth, the bandwidth is shared by the
+words each port then moves, and the engines pick again with their shares.
+An engine's tiling is its fastest within its DSP and BRAM, with Tr then cut
+to the most row bands that cost at most SLACK more cycles: one band (Tr = R)
+would make the next engine wait for the whole layer. Each engine's work is
+cut into row bands (Tr output rows; one row for a stream pass); a band
+starts when its engine is free and every input row it reads has been
+produced. The latency is the finish time of the last band, between the
+slowest engine's time and the sum of all engines' times.
 
 Shared (Zhang et al.): one engine with all resources and the full bandwidth
 runs the layers one after another; latency is the sum of their cycles.
@@ -24,8 +29,9 @@ from fnas_keras.fpga import tiling
 from fnas_keras.fpga import workload
 
 # Pipelined mapping: how far above its fewest cycles an engine's tiling may
-# go for more row bands (tiling.best_tiling's slack), and how many times the
-# bandwidth is re-shared by the traffic at the chosen tilings.
+# go for more row bands (tiling.best_tiling's slack), and how many more times
+# the bandwidth is re-shared by the traffic at the tilings picked with the
+# previous shares (0: once, by the tilings picked with the whole bandwidth).
 SLACK = 0.0625
 REFINE = 0
 
