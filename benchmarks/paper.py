@@ -9,7 +9,7 @@ its speedup. Writes paper.png: best accuracy within the spec over wall time.
 
 Run:
     .venv/bin/python benchmarks/paper.py
-    .venv/bin/python benchmarks/paper.py --latency_spec_ms=10,15,25 \\
+    .venv/bin/python benchmarks/paper.py --latency_spec_ms=5,7,10 \\
         --episodes=40 --epochs=6
 """
 
@@ -30,7 +30,7 @@ flags.DEFINE_string("device", "xc7z020", "FPGA part or board name.")
 flags.DEFINE_enum("bits", "16", ["8", "16", "32"], "Datapath width.")
 flags.DEFINE_enum("mapping", "pipelined", ["pipelined", "shared"],
                   "Accelerator mapping.")
-flags.DEFINE_list("latency_spec_ms", ["15"], "Latency specs, one row each.")
+flags.DEFINE_list("latency_spec_ms", ["7"], "Latency specs, one row each.")
 flags.DEFINE_integer("episodes", 30,
                      "Children judged per search (trained + rejected).")
 flags.DEFINE_integer("epochs", 6, "Training epochs per child.")

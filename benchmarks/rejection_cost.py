@@ -22,8 +22,8 @@ from absl import flags
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("children", 300, "Rejections to time.")
 flags.DEFINE_string("device", "xc7z020", "FPGA part or board name.")
-flags.DEFINE_float("latency_spec_ms", 1.0,
-                   "A spec below the space's fastest child (2.6 ms).")
+flags.DEFINE_float("latency_spec_ms", 0.5,
+                   "A spec below the space's fastest child (0.88 ms).")
 
 
 def main(argv):
