@@ -8,8 +8,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from fnas_keras import fpga
+from fnas_keras.fpga import engine
 from fnas_keras.fpga import schedule
 from fnas_keras.fpga import tiling
+from fnas_keras.fpga import timeline
 from fnas_keras.fpga import workload
 
 
@@ -87,7 +89,7 @@ def test_row_band_pipeline_by_hand_1x1():
     # needs rows 2-3 (ready at 100) and ends at 150.
     layers, parsed = chain(kernel=1)
     choices = {(0, 0): choice(2, 100), (1, 0): choice(2, 100)}
-    assert schedule._timeline(layers, parsed, choices) == 150
+    assert timeline.finish(layers, parsed, choices) == 150
 
 
 def test_row_band_pipeline_by_hand_3x3_waits_for_the_halo():
@@ -95,7 +97,7 @@ def test_row_band_pipeline_by_hand_3x3_waits_for_the_halo():
     # by layer 1's second band at 100: it ends at 150, the next at 200.
     layers, parsed = chain(kernel=3)
     choices = {(0, 0): choice(2, 100), (1, 0): choice(2, 100)}
-    assert schedule._timeline(layers, parsed, choices) == 200
+    assert timeline.finish(layers, parsed, choices) == 200
 
 
 def test_inbound_indices_wire_a_residual_add():
@@ -279,8 +281,8 @@ def test_traffic_counts_each_tile_transfer():
 def test_slack_trades_a_few_cycles_for_more_row_bands():
     w = workload.Workload("conv", M=16, N=16, R=28, C=28, K=5, Kw=5, H=28)
     p = tiling.Ports(2.0, 2.0, 2.0)
-    fast = tiling.best_tiling(w, 64, 200, p, 16)
-    banded = tiling.best_tiling(w, 64, 200, p, 16, slack=0.0625)
+    fast = engine.best_tiling(w, 64, 200, p, 16)
+    banded = engine.best_tiling(w, 64, 200, p, 16, slack=0.0625)
     assert banded.tiling.Tr < fast.tiling.Tr
     assert fast.cycles <= banded.cycles <= 1.0625 * fast.cycles
     assert banded.cycles == tiling.layer_cycles(w, banded.tiling, p)

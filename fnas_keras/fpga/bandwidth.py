@@ -41,6 +41,9 @@ LEVELS_PER_OCTAVE = 2
 # The smallest share: 2 ** -24 of the device (a port that moves nothing
 # gets 0).
 _MAX_LEVEL = 24 * LEVELS_PER_OCTAVE
+# The shares on the grid, 2 ** (-k / LEVELS_PER_OCTAVE) for each level k:
+# looked up, not recomputed per network (the same np.exp2 values).
+_GRID = np.exp2(-np.arange(_MAX_LEVEL + 1) / LEVELS_PER_OCTAVE)
 
 Traffic = tuple[float, float, float]
 
@@ -81,7 +84,8 @@ def _levels(shares: np.ndarray) -> np.ndarray:
     """Rounds shares of the device down to the grid (0 to the lowest)."""
     with np.errstate(divide="ignore"):
         k = np.ceil(-np.log2(shares) * LEVELS_PER_OCTAVE - 1e-9)
-    return np.exp2(-np.clip(k, 0, _MAX_LEVEL) / LEVELS_PER_OCTAVE)
+    # np.clip's Python wrapper costs more than the rest together.
+    return _GRID[np.minimum(np.maximum(k, 0), _MAX_LEVEL).astype(np.intp)]
 
 
 def alone(w: workload.Workload) -> bool:
@@ -113,7 +117,8 @@ def share(work: Sequence[workload.Workload], demands: Sequence[Traffic],
     whole = _ports(total / 3, total / 3, total / 3)
     lone = [alone(w) for w in work]
     weights = np.array(demands, dtype=float) ** EXPONENT
-    weights[lone] = 0.0
+    if True in lone:
+        weights[[i for i, a in enumerate(lone) if a]] = 0.0
     norm = weights.sum() or 1.0
     words = (total * _levels(weights / norm)).tolist()
     return [whole if a else _ports(*x) for a, x in zip(lone, words)]

@@ -18,22 +18,29 @@ Shared (Zhang et al.): one engine with all resources and the full bandwidth
 runs the layers one after another; latency is the sum of their cycles.
 """
 
+import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 from typing import NamedTuple
 
 from fnas_keras.fpga import bandwidth
 from fnas_keras.fpga import devices
+from fnas_keras.fpga import engine
 from fnas_keras.fpga import report
 from fnas_keras.fpga import tiling
+from fnas_keras.fpga import timeline
 from fnas_keras.fpga import workload
 
 # Pipelined mapping: how far above its fewest cycles an engine's tiling may
-# go for more row bands (tiling.best_tiling's slack), and how many more times
+# go for more row bands (engine.best_tiling's slack), and how many more times
 # the bandwidth is re-shared by the traffic at the tilings picked with the
 # previous shares (0: once, by the tilings picked with the whole bandwidth).
 SLACK = 0.0625
 REFINE = 0
+
+_ROWS: dict[tuple, report.LayerReport] = {}
+_ROWS_LIMIT = 100_000
 
 
 class Stage(NamedTuple):
@@ -72,43 +79,51 @@ def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
               device: devices.FpgaDevice, bits: int) -> report.LatencyReport:
     """FNAS mapping: an engine per workload, pipelined by row bands."""
     work = stages(parsed)
-    dpm = devices.dsp_per_mac(bits)
-    conv = [s for s in work if s.w.kind == "conv"]
-    macs = [s.w.macs for s in conv]
-    dsp_share = split(macs, device.dsp, [math.ceil(dpm)] * len(conv), "DSP")
-    bram_share = split(macs, device.bram18,
-                       [tiling.min_bram18(s.w, bits) for s in conv], "BRAM18")
-    budget = [(int(d / dpm), b) for d, b in zip(dsp_share, bram_share)]
-    lanes_cap = int(device.dsp / dpm)
+    ws = [s.w for s in work]
+    budget = _budgets(ws, device, bits)
     whole = tiling.ports(device, bits)
-
-    def pick(ports: list[tiling.Ports]) -> dict:
-        budgets = iter(budget)
-        return {s[:2]: tiling.best_tiling(s.w, *next(budgets), p, bits,
-                                          lanes_cap, SLACK)
-                if s.w.kind == "conv" else tiling.stream(s.w, p)
-                for s, p in zip(work, ports)}
-
+    pick = functools.partial(_pick, ws, budget, bits,
+                             int(device.dsp / devices.dsp_per_mac(bits)))
     # Traffic at the tilings the engines would pick with the whole
     # bandwidth, then at the tilings they pick with their shares.
-    ports = [whole] * len(work)
+    ports = [whole] * len(ws)
     for _ in range(1 + REFINE):
-        choices = pick(ports)
         ports = bandwidth.share(
-            [s.w for s in work],
-            [bandwidth.traffic(s.w, choices[s[:2]].tiling) for s in work],
-            3 * whole.i)
-    choices = pick(ports)
-    latency = _timeline(layers, parsed, choices)
-    used = choices.values()
+            ws, [bandwidth.traffic(w, c.tiling)
+                 for w, c in zip(ws, pick(ports))], 3 * whole.i)
+    picked = pick(ports)
+    keys = [s[:2] for s in work]
+    choices = dict(zip(keys, picked))
     return _report(layers, parsed, choices, device, bits,
                    whole, "pipelined",
-                   latency=latency,
-                   slowest=max((c.cycles for c in used), default=0),
-                   dsp_used=sum(c.dsp for c in used),
-                   bram_used=sum(c.bram18 for c in used),
-                   macs=sum(macs),
-                   engine_ports={s[:2]: p for s, p in zip(work, ports)})
+                   latency=timeline.finish(layers, parsed, choices),
+                   slowest=max((c.cycles for c in picked), default=0),
+                   dsp_used=sum(c.dsp for c in picked),
+                   bram_used=sum(c.bram18 for c in picked),
+                   macs=sum(w.macs for w in ws),
+                   engine_ports=dict(zip(keys, ports)))
+
+
+def _budgets(ws: list[workload.Workload], device: devices.FpgaDevice,
+             bits: int) -> list[tuple[int, int] | None]:
+    """Per engine, its (MAC lanes, BRAM18) share; None for a stream pass."""
+    dpm = devices.dsp_per_mac(bits)
+    conv = [w for w in ws if w.kind == "conv"]
+    macs = [w.macs for w in conv]
+    dsp_share = split(macs, device.dsp, [math.ceil(dpm)] * len(conv), "DSP")
+    bram_share = split(macs, device.bram18,
+                       [tiling.min_bram18(w, bits) for w in conv], "BRAM18")
+    shares = iter([(int(d / dpm), b) for d, b in zip(dsp_share, bram_share)])
+    return [next(shares) if w.kind == "conv" else None for w in ws]
+
+
+def _pick(ws: list[workload.Workload], budget: list[tuple[int, int] | None],
+          bits: int, lanes_cap: int,
+          ports: list[tiling.Ports]) -> list[tiling.Choice]:
+    """Each engine's Choice within its budget at its ports."""
+    return [tiling.stream(w, p) if b is None else
+            engine.best_tiling(w, b[0], b[1], p, bits, lanes_cap, SLACK)
+            for w, b, p in zip(ws, budget, ports)]
 
 
 def shared(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
@@ -178,96 +193,27 @@ def _layer_rows(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
         name = layer.get("name") or (layer.get("config") or {}).get("name") \
             or f"{cls.lower()}_{i}"
         if not pz.stages:
-            rows.append(report.LayerReport(name, cls, None, None, 0, 0, 0,
-                                           "none"))
+            rows.append(_row(name, cls, None, None, 0, 0, 0, "none", None))
             continue
         for k, w in enumerate(pz.stages):
             c = choices[(i, k)]
             sub = name if len(pz.stages) == 1 else \
                 f"{name}/{('depthwise', 'pointwise')[k]}"
-            rows.append(report.LayerReport(sub, cls, w, c.tiling, c.cycles,
-                                           c.dsp, c.bram18, c.bound,
-                                           ports.get((i, k), default)))
+            rows.append(_row(sub, cls, w, c.tiling, c.cycles, c.dsp,
+                             c.bram18, c.bound, ports.get((i, k), default)))
     return tuple(rows)
 
 
-class _Ready(NamedTuple):
-    """When each row of a tensor is ready.
+def _row(*fields: Any) -> report.LayerReport:
+    """LayerReport(*fields), one instance per distinct row.
 
-    Row r is ready at done[(r - shift) // band], clipped to the producer's
-    `rows`; `length` is the tensor's own row count.
+    A search builds the same few rows over and over, and a frozen
+    dataclass costs more to build than to look up; sharing is safe because
+    it is immutable.
     """
-
-    done: list[float]
-    band: int
-    rows: int
-    length: int
-    shift: int = 0
-
-    def at(self, row: int) -> float:
-        row = min(max(row - self.shift, 0), self.rows - 1)
-        return self.done[row // self.band]
-
-
-def _timeline(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
-              choices: dict) -> float:
-    """List schedule of row bands; returns the last band's finish time.
-
-    A layer reads the layers named by its dict's optional "inbound" indices,
-    else the previous layer.
-    """
-    ready: list[_Ready] = []
-    for i, (layer, pz) in enumerate(zip(layers, parsed)):
-        inbound = layer.get("inbound")
-        if inbound is None:
-            inbound = (i - 1,) if i else ()
-        ins = [ready[j] for j in inbound if 0 <= j < i]
-        if not ins:
-            ins = [_Ready([0.0], 1, 1, 1)]
-        if not pz.stages:
-            out_rows = workload.rows(layer["output_shape"])
-            ready.append(_free(ins, out_rows, pz.row_shift))
-            continue
-        for k, w in enumerate(pz.stages):
-            c = choices[(i, k)]
-            band = 1 if c.tiling is None else c.tiling.Tr
-            n_bands = -(-w.R // band)
-            ins = [_bands(ins, w, band, n_bands, c.cycles / n_bands)]
-        ready.append(ins[0])
-    return max(r.done[-1] for r in ready)
-
-
-def _free(ins: list[_Ready], out_rows: int, shift: int) -> _Ready:
-    """Ready times through a 0-cycle layer."""
-    if len(ins) > 1:
-        rows = max(r.rows for r in ins)
-        src = _Ready([max(r.at(j) for r in ins) for j in range(rows)], 1,
-                     rows, rows)
-    else:
-        src = ins[0]
-    if shift:
-        return src._replace(shift=src.shift + shift, length=out_rows)
-    if out_rows == src.length:
-        return src
-    # Re-indexed (Flatten, Reshape): every output row needs every input row.
-    return _Ready([src.done[-1]], out_rows, out_rows, out_rows)
-
-
-def _bands(ins: list[_Ready], w: workload.Workload, band: int, n_bands: int,
-           duration: float) -> _Ready:
-    """Runs one engine's row bands; returns its output's ready times."""
-    reach = w.D * (w.K - 1) - w.pad_top
-    step = band * w.S
-    # The last input row each band reads, clipped and shifted per input.
-    lasts = range((band - 1) * w.S + reach, (band - 1) * w.S + reach
-                  + n_bands * step, step)
-    need = None
-    for r in ins:
-        top, done, size = r.rows - 1, r.done, r.band
-        ready = [done[min(max(x - r.shift, 0), top) // size] for x in lasts]
-        need = ready if need is None else list(map(max, need, ready))
-    out, t = [], 0.0
-    for x in need:
-        t = (t if t > x else x) + duration
-        out.append(t)
-    return _Ready(out, band, w.R, w.R)
+    row = _ROWS.get(fields)
+    if row is None:
+        if len(_ROWS) >= _ROWS_LIMIT:
+            _ROWS.clear()
+        row = _ROWS[fields] = report.LayerReport(*fields)
+    return row

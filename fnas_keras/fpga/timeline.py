@@ -1,0 +1,134 @@
+"""The pipelined mapping's list schedule of row bands (FNAS_NOTES section 5).
+
+Each engine's work is cut into row bands (Tr output rows; one row for a
+stream pass). A band starts when its engine is free and every input row it
+reads (halo and padding included) has been produced, and lasts the engine's
+cycles over its band count. The latency of one image is the finish time of
+the last band.
+
+A search runs this once per architecture, so the loop is lean: which
+producer band a band waits for depends only on the two engines' row
+geometry and is cached (`_last_reads`); the finish times stay a running
+loop, max(free, ready) + duration, so the float sums are exactly those of
+the definition.
+"""
+
+import functools
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from fnas_keras.fpga import tiling
+from fnas_keras.fpga import workload
+
+
+class _Ready(NamedTuple):
+    """When each row of a tensor is ready.
+
+    Row r is ready at done[(r - shift) // band], clipped to the producer's
+    `rows`; `length` is the tensor's own row count.
+    """
+
+    done: Sequence[float]
+    band: int
+    rows: int
+    length: int
+    shift: int = 0
+
+    def at(self, row: int) -> float:
+        row = min(max(row - self.shift, 0), self.rows - 1)
+        return self.done[row // self.band]
+
+
+_START = _Ready((0.0,), 1, 1, 1)  # a network input: every row ready at 0
+
+
+def finish(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
+           choices: Mapping[tuple[int, int], tiling.Choice]) -> float:
+    """List schedule of row bands; returns the last band's finish time.
+
+    Args:
+        layers: the layer dicts. A layer reads the layers named by its
+            optional "inbound" indices, else the previous layer.
+        parsed: their workloads.
+        choices: each engine's Choice, keyed by (layer, stage) index.
+    """
+    ready: list[_Ready] = []
+    for i, (layer, pz) in enumerate(zip(layers, parsed)):
+        inbound = layer.get("inbound")
+        if inbound is None:
+            ins = [ready[i - 1]] if i else [_START]
+        else:
+            ins = [ready[j] for j in inbound if 0 <= j < i] or [_START]
+        if not pz.stages:
+            out_rows = workload.rows(layer["output_shape"])
+            ready.append(_free(ins, out_rows, pz.row_shift))
+            continue
+        for k, w in enumerate(pz.stages):
+            c = choices[(i, k)]
+            band = 1 if c.tiling is None else c.tiling.Tr
+            n_bands = -(-w.R // band)
+            ins = [_bands(ins, w, band, n_bands, c.cycles / n_bands)]
+        ready.append(ins[0])
+    return max(r.done[-1] for r in ready)
+
+
+def _free(ins: list[_Ready], out_rows: int, shift: int) -> _Ready:
+    """Ready times through a 0-cycle layer."""
+    if len(ins) > 1:
+        rows = max(r.rows for r in ins)
+        src = _Ready([max(r.at(j) for r in ins) for j in range(rows)], 1,
+                     rows, rows)
+    else:
+        src = ins[0]
+    if shift:
+        return src._replace(shift=src.shift + shift, length=out_rows)
+    if out_rows == src.length:
+        return src
+    # Re-indexed (Flatten, Reshape): every output row needs every input row.
+    return _Ready([src.done[-1]], out_rows, out_rows, out_rows)
+
+
+def _bands(ins: list[_Ready], w: workload.Workload, band: int, n_bands: int,
+           duration: float) -> _Ready:
+    """Runs one engine's row bands; returns its output's ready times.
+
+    Band j starts at max(engine free, its inputs ready) and lasts
+    `duration`.
+    """
+    first = (band - 1) * w.S + w.D * (w.K - 1) - w.pad_top
+    step = band * w.S
+    out: list[float] = []
+    t = 0.0
+    if len(ins) == 1:
+        r = ins[0]
+        done = r.done
+        for j in _last_reads(first, step, n_bands, r.shift, r.rows - 1,
+                             r.band):
+            x = done[j]
+            t = (t if t > x else x) + duration
+            out.append(t)
+        return _Ready(out, band, w.R, w.R)
+    need = None
+    for r in ins:
+        done = r.done
+        ready = [done[j] for j in _last_reads(first, step, n_bands, r.shift,
+                                               r.rows - 1, r.band)]
+        need = ready if need is None else list(map(max, need, ready))
+    for x in need:
+        t = (t if t > x else x) + duration
+        out.append(t)
+    return _Ready(out, band, w.R, w.R)
+
+
+@functools.lru_cache(maxsize=4096)
+def _last_reads(first: int, step: int, n_bands: int, shift: int, top: int,
+                size: int) -> tuple[int, ...]:
+    """Per band, the producer's band that holds the last row it reads.
+
+    Band j reads input rows up to first + j step; shifted by the producer's
+    row shift and clipped to its rows (0 to top), that row is done with the
+    producer's band row // size.
+    """
+    return tuple(min(max(x - shift, 0), top) // size
+                 for x in range(first, first + n_bands * step, step))
