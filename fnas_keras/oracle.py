@@ -8,37 +8,28 @@ trained. Trained children are rewarded when their trial ends.
 
 from __future__ import annotations
 
-import glob
 import math
 import os
-import shutil
 import time
 from typing import Any
-from typing import Callable
-from typing import NamedTuple
 
 import keras_tuner
-import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 
 from fnas_keras import controller as controller_module
-from fnas_keras import fpga
+from fnas_keras import decisions as decisions_module
+from fnas_keras import gate as gate_module
 from fnas_keras import lease
 from fnas_keras import progress
 from fnas_keras import reward as reward_module
 from fnas_keras import storage
 
 TrialStatus = trial_module.TrialStatus
-Gate = Callable[[dict], "fpga.LatencyReport"]
 
-# Ints and Floats with a step and at most this many values are enumerated;
-# larger or step-less ranges get `float_values` points on their scale.
-_MAX_ENUMERATED = 64
 _SAVE_EVERY_REJECTIONS = 100
-_REPORT_METRICS = ("latency_ms", "dsp_used", "bram18_used", "throughput_fps")
 
 
-class FNASOracle(keras_tuner.Oracle):
+class FNASOracle(lease.LeasedOracle):
     """An LSTM controller trained with REINFORCE, gated by FPGA latency.
 
     Args:
@@ -103,6 +94,7 @@ class FNASOracle(keras_tuner.Oracle):
             seed=seed,
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
+            trial_timeout_s=trial_timeout_s,
         )
         _check_positive_int("max_trials", max_trials)
         _check_positive_int("max_rejections", max_rejections)
@@ -121,11 +113,11 @@ class FNASOracle(keras_tuner.Oracle):
         self.enforce_spec = bool(enforce_spec)
         self.max_rejections = max_rejections
         self.float_values = float_values
-        self.gate: Gate | None = None
+        self.gate: gate_module.Gate | None = None
         self.controller = controller_module.Controller(
             seed=self.seed, **(controller_options or {})
         )
-        self._decisions: dict[str, list] = {}
+        self._decisions = decisions_module.Decisions(float_values)
         self._pending: dict[str, dict] = {}
         self._accuracy_baseline: float | None = None
         # Values hash -> (latency or None, reason) of each rejected child.
@@ -138,8 +130,6 @@ class FNASOracle(keras_tuner.Oracle):
         self.fastest_ms: float | None = None
         # Set by the tuner on the chief: progress.ControllerLog or None.
         self.progress = None
-        self._leases = lease.Leases(trial_timeout_s)
-        self.trial_timeout_s = self._leases.timeout_s
 
     # Sampling ------------------------------------------------------------
 
@@ -155,9 +145,9 @@ class FNASOracle(keras_tuner.Oracle):
             if self.episodes_left() == 0:
                 return {"status": TrialStatus.STOPPED, "values": None}
             # The gate's builds can reveal new (e.g. loop-dependent) ones.
-            self._sync_decisions()
+            self._decisions.sync(self.hyperparameters, self.controller)
             decisions = self.controller.sample()
-            values = self._values_for(decisions)
+            values = self._decisions.values_for(self.hyperparameters, decisions)
             self.num_samples += 1
             digest = self._compute_values_hash(values)
             if self._duplicate(values):
@@ -175,55 +165,25 @@ class FNASOracle(keras_tuner.Oracle):
             return {"status": TrialStatus.RUNNING, "values": values}
         return self._give_up(over_spec)
 
-    def _sync_decisions(self) -> None:
-        """Adds a decision for each hyperparameter the controller lacks."""
-        for hp in self.hyperparameters.space:
-            if hp.name not in self._decisions:
-                choices = decision_values(hp, self.float_values)
-                self._decisions[hp.name] = choices
-                self.controller.add_decision(len(choices))
-
-    def _values_for(self, decisions: list[int]) -> dict:
-        """Maps decisions to the values of the active hyperparameters."""
-        hps = keras_tuner.HyperParameters()
-        index = {name: i for i, name in enumerate(self._decisions)}
-        for hp in self.hyperparameters.space:
-            hps.merge([hp])
-            if hps.is_active(hp):
-                choices = self._decisions[hp.name]
-                hps.values[hp.name] = choices[decisions[index[hp.name]]]
-        return hps.values
-
-    def _judge(self, digest: str, values: dict) -> "Verdict":
-        """Runs the gate on one child; a repeat of a rejected one is cached.
-
-        A child that does not fit on the device at all is rejected with an
-        infinite latency.
-        """
+    def _judge(self, digest: str, values: dict) -> gate_module.Verdict:
+        """Runs the gate on one child; a repeat of a rejected one is cached."""
         if digest in self._rejected:
             latency, reason = self._rejected[digest]
             latency = math.inf if latency is None else latency
-            return Verdict(True, latency, None, reason, 0.0)
-        if self.gate is None:
-            return Verdict(False, None, None, "", 0.0)
-        started = time.perf_counter()
-        try:
-            report = self.gate(values)
-        except fpga.ResourceError as error:
-            seconds = time.perf_counter() - started
-            return Verdict(True, math.inf, None, str(error), seconds)
-        seconds = time.perf_counter() - started
-        if report is None:  # The child did not build; its trial fails.
-            return Verdict(False, None, None, "", seconds)
-        latency = report.latency_ms
-        self.fastest_ms = _min(self.fastest_ms, latency)
-        spec = self.latency_spec_ms
-        over = self.enforce_spec and spec is not None and latency > spec
-        figures = _report_figures(report)
-        return Verdict(over, latency, figures, "over spec", seconds)
+            return gate_module.Verdict(True, latency, None, reason, 0.0)
+        verdict = gate_module.judge(
+            self.gate, values, self.latency_spec_ms, self.enforce_spec
+        )
+        if verdict.figures is not None:
+            self.fastest_ms = _min(self.fastest_ms, verdict.latency_ms)
+        return verdict
 
     def _reject(
-        self, digest: str, values: dict, decisions: list, verdict: "Verdict"
+        self,
+        digest: str,
+        values: dict,
+        decisions: list,
+        verdict: gate_module.Verdict,
     ) -> None:
         """Penalises, logs and remembers one child over the spec."""
         spec = self.latency_spec_ms
@@ -281,6 +241,10 @@ class FNASOracle(keras_tuner.Oracle):
             return None
         return max(0, self.max_episodes - len(self.trials) - self.num_rejected)
 
+    def _no_new_trials(self) -> bool:
+        """Whether max_trials or max_episodes allows no new trial."""
+        return super()._no_new_trials() or self.episodes_left() == 0
+
     def _give_up(self, over_spec: int) -> dict:
         """Stops after `max_rejections` samples without a new trial."""
         if over_spec == self.max_rejections:
@@ -307,14 +271,8 @@ class FNASOracle(keras_tuner.Oracle):
     def create_trial(self, tuner_id: str):
         """Creates a trial and attaches its FPGA figures as metrics.
 
-        Once no new trial may start, a tuner asking while others still run
-        gets an IDLE trial, not STOPPED: a dead worker's trial may yet come
-        back to be run again (see `expire_leases`).
+        See `lease.LeasedOracle.create_trial` for when a tuner must wait.
         """
-        self._leases.renew(tuner_id)
-        self.expire_leases()
-        if self._should_wait(tuner_id):
-            return trial_module.Trial(self.get_space(), status=TrialStatus.IDLE)
         trial = super().create_trial(tuner_id)
         pending = self._pending.get(trial.trial_id)
         if trial.status == TrialStatus.RUNNING and pending:
@@ -328,12 +286,9 @@ class FNASOracle(keras_tuner.Oracle):
         """Ends a trial, then rewards the controller for it.
 
         A late end from a worker presumed dead counts only if it is the
-        first COMPLETED one; see `_accept_end`.
+        first COMPLETED one; see `lease.LeasedOracle._accept_end`.
         """
-        self._renew_holder(trial.trial_id)
-        if not self._accept_end(trial):
-            print(f"Ignored a late end of trial {trial.trial_id} "
-                  f"({trial.status}): it is ended or queued to run again")
+        if self._late_end(trial):
             return
         times = self.trial_times.get(trial.trial_id)
         if times is not None:
@@ -349,86 +304,6 @@ class FNASOracle(keras_tuner.Oracle):
             self._settle_ended_trials()
             self.save()
 
-    @keras_tuner.synchronized
-    def update_trial(self, trial_id: str, metrics: dict, step: int = 0):
-        """Records metrics; a late report on an ended trial is dropped."""
-        self._renew_holder(trial_id)
-        if trial_id in self.end_order:
-            return self.trials[trial_id]
-        return super().update_trial(trial_id, metrics, step=step)
-
-    @keras_tuner.synchronized
-    def get_trial(self, trial_id: str):
-        """Returns a trial; from a worker's heartbeat it renews its lease."""
-        self._renew_holder(trial_id)
-        return super().get_trial(trial_id)
-
-    # Leases (distributed tuning) -----------------------------------------
-
-    @keras_tuner.synchronized
-    def expire_leases(self) -> list[str]:
-        """Takes back the trials of tuners silent for `trial_timeout_s`.
-
-        A silent tuner is forgotten, so the chief can exit without it. Its
-        trial is queued to run again without counting as a run (it did not
-        fail), unless the objective already reached the oracle: the worker
-        then died after its fit, and the trial is ended instead.
-
-        Returns:
-            The tuners found silent.
-        """
-        silent = self._leases.expired([*self.tuner_ids, *self.ongoing_trials])
-        for tuner_id in silent:
-            self._leases.forget(tuner_id)
-            self.tuner_ids.discard(tuner_id)
-            trial = self.ongoing_trials.pop(tuner_id, None)
-            if trial is not None:
-                self._take_back(tuner_id, trial)
-        return silent
-
-    def _take_back(self, tuner_id: str, trial) -> None:
-        reported = self._reported(trial)
-        fate = "ended as reported" if reported else "will run again"
-        print(f"Tuner {tuner_id} silent for over {self.trial_timeout_s:g} "
-              f"s; its trial {trial.trial_id} {fate}")
-        if reported:
-            trial.status = TrialStatus.COMPLETED
-            self.end_trial(trial)
-        else:
-            self._retry_queue.append(trial.trial_id)
-            self.save()
-
-    def _renew_holder(self, trial_id: str) -> None:
-        for tuner_id, trial in self.ongoing_trials.items():
-            if trial.trial_id == trial_id:
-                self._leases.renew(tuner_id)
-
-    def _should_wait(self, tuner_id: str) -> bool:
-        """Whether a tuner must wait for others' trials instead of stopping."""
-        if tuner_id in self.ongoing_trials or self._retry_queue:
-            return False
-        full = self.max_trials and len(self.trials) >= self.max_trials
-        if not (full or self.episodes_left() == 0):
-            return False
-        return any(t != tuner_id for t in self.ongoing_trials)
-
-    def _accept_end(self, trial) -> bool:
-        """Whether an end_trial call counts.
-
-        Ends of a trial already ended are late duplicates. A trial in the
-        retry queue was taken back from a silent worker (or awaits a
-        retry), so an end for it comes from that worker, late: its
-        COMPLETED result is kept (the trial leaves the queue), anything
-        else is left to the rerun.
-        """
-        if trial.trial_id in self.end_order:
-            return False
-        if trial.trial_id in self._retry_queue:
-            if trial.status != TrialStatus.COMPLETED:
-                return False
-            self._retry_queue.remove(trial.trial_id)
-        return True
-
     def score_trial(self, trial) -> None:
         """Scores a trial as keras-tuner does; a NaN score says so."""
         super().score_trial(trial)
@@ -442,24 +317,11 @@ class FNASOracle(keras_tuner.Oracle):
             trial = self.trials[trial_id]
             value = self._trained_reward(trial, update_baseline=True)
             decisions = self._pending.pop(trial_id)["decisions"]
-            stats = self.controller.update(
-                self._full_decisions(decisions, trial), value
+            decisions = self._decisions.full(
+                decisions, trial.hyperparameters.values
             )
+            stats = self.controller.update(decisions, value)
             self._log_progress(stats)
-
-    def _full_decisions(self, decisions: list, trial) -> list:
-        """A child's decisions, extended to the controller's current size.
-
-        While a child trains, other trials (other workers, or a restart)
-        can reveal hyperparameters and so add decisions. Each added one
-        takes the value the child was built with (a default), or its first
-        choice when the child has none.
-        """
-        values = trial.hyperparameters.values
-        added = list(self._decisions)[len(decisions):]
-        return [*decisions, *(
-            _index(self._decisions[name], values.get(name)) for name in added
-        )]
 
     def _trained_reward(self, trial, update_baseline: bool) -> float:
         """The reward of an ended trial; a failed one counts as accuracy 0."""
@@ -501,7 +363,7 @@ class FNASOracle(keras_tuner.Oracle):
     def get_state(self) -> dict:
         state = super().get_state()
         state["fnas"] = {
-            "decisions": self._decisions,
+            "decisions": self._decisions.choices,
             "pending": self._pending,
             "accuracy_baseline": self._accuracy_baseline,
             "num_rejected": self.num_rejected,
@@ -515,7 +377,9 @@ class FNASOracle(keras_tuner.Oracle):
     def set_state(self, state: dict) -> None:
         super().set_state(state)
         fnas = state["fnas"]
-        self._decisions = fnas["decisions"]
+        self._decisions = decisions_module.Decisions(
+            self.float_values, fnas["decisions"]
+        )
         self._pending = fnas["pending"]
         self._accuracy_baseline = fnas["accuracy_baseline"]
         self.num_rejected = fnas["num_rejected"]
@@ -550,59 +414,15 @@ class FNASOracle(keras_tuner.Oracle):
         between the two writes leaves the previous pair intact.
         """
         self._controller_file = self._save_controller()
-        storage.write_json(self._get_oracle_fname(), self.get_state())
+        super().save()
         storage.remove_stale(
             self._project_dir, "controller-*.npz", keep=self._controller_file
         )
 
     def reload(self) -> None:
-        """Reloads, checking every state file and naming a corrupt one."""
-        pattern = os.path.join(self._project_dir, "trial_*", "trial.json")
-        for path in [self._get_oracle_fname(), *glob.glob(pattern)]:
-            storage.read_json(path)
+        """Reloads and repairs (see `resume`), then rewards ended trials."""
         super().reload()
-        self._drop_unsaved_trials()
-        self._end_reported_trials()
         self._settle_ended_trials()
-
-    def _drop_unsaved_trials(self) -> None:
-        """Forgets trials whose trial.json outlived the oracle.json save.
-
-        A kill inside create_trial can leave a trial the saved oracle never
-        started; the restored controller draws it again under the same id.
-        """
-        started = set(self.start_order)
-        for trial_id in [t for t in self.trials if t not in started]:
-            del self.trials[trial_id]
-            shutil.rmtree(self._get_trial_dir(trial_id), ignore_errors=True)
-
-    def _end_reported_trials(self) -> None:
-        """Ends, instead of retrying, trials a kill left after their fit.
-
-        keras-tuner's reload retries every ongoing trial. One already in
-        end_order died between end_trial's saves and is done; one whose
-        objective reached update_trial died before end_trial and only lacks
-        its ending. Neither is trained again.
-        """
-        for trial_id in list(self._retry_queue):
-            trial = self.trials[trial_id]
-            if trial_id in self.end_order:
-                self._retry_queue.remove(trial_id)
-            elif self._reported(trial):
-                self._retry_queue.remove(trial_id)
-                trial.status = TrialStatus.COMPLETED
-                # Quietly: the display lost the trial's start with the kill.
-                verbose, self.verbose = self.verbose, 0
-                try:
-                    self.end_trial(trial)
-                finally:
-                    self.verbose = verbose
-
-    def _reported(self, trial) -> bool:
-        """Whether every objective metric of a trial has been reported."""
-        names = getattr(self.objective, "name_to_direction", None)
-        names = names or [self.objective.name]
-        return all(trial.metrics.exists(name) for name in names)
 
     def _save_controller(self) -> str:
         # Numbered by save, not by step: sampling moves the random state
@@ -613,67 +433,12 @@ class FNASOracle(keras_tuner.Oracle):
         self.controller.save(os.path.join(self._project_dir, name))
         return name
 
-    def _save_trial(self, trial) -> None:
-        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
-        storage.write_json(path, trial.get_state())
-
     def _rejected_path(self) -> str:
         return os.path.join(self._project_dir, "rejected.jsonl")
 
     def rejected(self) -> list[dict]:
         """Every rejected child so far, as logged in rejected.jsonl."""
         return storage.read_jsonl(self._rejected_path())
-
-
-def decision_values(hp, float_values: int = 10) -> list:
-    """The finite list of values one hyperparameter's decision chooses from.
-
-    Args:
-        hp: A keras-tuner hyperparameter.
-        float_values: Points for a Float or Int without a usable step, spread
-            on its sampling scale (linear, log or reverse_log).
-
-    Returns:
-        The values, in order.
-
-    Raises:
-        keras_tuner.errors.FatalValueError: For an unsupported type.
-    """
-    hp_types = keras_tuner.engine.hyperparameters
-    if isinstance(hp, hp_types.Boolean):
-        return [False, True]
-    if isinstance(hp, hp_types.Fixed):
-        return [hp.value]
-    if isinstance(hp, hp_types.Choice):
-        return list(hp.values)
-    if isinstance(hp, (hp_types.Int, hp_types.Float)):
-        cast = int if isinstance(hp, hp_types.Int) else float
-        if hp.step is not None and hp._get_n_values() <= _MAX_ENUMERATED:
-            count = hp._get_n_values()
-            return [cast(hp._get_value_by_index(i)) for i in range(count)]
-        probs = np.linspace(0.0, 1.0, float_values)
-        points = [cast(hp._sample_numerical_value(p)) for p in probs]
-        if hp.step is not None:
-            points = [cast(hp.prob_to_value(min(p, 1 - 1e-9))) for p in probs]
-        return list(dict.fromkeys(points))
-    raise keras_tuner.errors.FatalValueError(
-        f"hyperparameter {hp.name!r} of type {type(hp).__name__} cannot be "
-        "searched; supported: Choice, Int, Float, Boolean, Fixed"
-    )
-
-
-class Verdict(NamedTuple):
-    """The gate's judgement of one child."""
-
-    rejected: bool
-    latency_ms: float | None
-    figures: dict | None
-    reason: str
-    seconds: float
-
-
-def _report_figures(report) -> dict:
-    return {name: float(getattr(report, name)) for name in _REPORT_METRICS}
 
 
 def _attach_report(trial, figures: dict | None) -> None:
@@ -689,10 +454,6 @@ def metric(trial, name: str) -> float | None:
     if not trial.metrics.exists(name):
         return None
     return trial.metrics.get_last_value(name)
-
-
-def _index(choices: list, value: Any) -> int:
-    return choices.index(value) if value in choices else 0
 
 
 def _min(a: float | None, b: float) -> float:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
 from typing import Any
-from typing import Iterator
 from typing import Sequence
 
 import keras
 import keras_tuner
-import numpy as np
 from keras_tuner.src.distribute import utils as dist_utils
 
 from fnas_keras import constraint as constraint_module
 from fnas_keras import fpga
+from fnas_keras import gate
 from fnas_keras import lease
 from fnas_keras import oracle as oracle_module
 from fnas_keras import progress
@@ -132,7 +130,7 @@ class FNAS(keras_tuner.Tuner):
                 mapping=mapping,
                 input_shape=input_shape,
             )
-        self._input_shape = _shape_or_none(input_shape)
+        self._input_shape = gate.shape_or_none(input_shape)
         # keras-tuner resumes only once tuner0.json exists (first written
         # when a trial ends); FNAS resumes from oracle.json too.
         self._resume = not kwargs.get("overwrite", False)
@@ -171,7 +169,7 @@ class FNAS(keras_tuner.Tuner):
         if not self._is_worker():
             self.oracle.progress = progress.ControllerLog(self.project_dir)
         if self.constraint is not None and not self._is_worker():
-            shape = self._input_shape or infer_input_shape(
+            shape = self._input_shape or gate.infer_input_shape(
                 fit_args, fit_kwargs
             )
             self.constraint.input_shape = shape
@@ -201,12 +199,12 @@ class FNAS(keras_tuner.Tuner):
         hp = self.oracle.get_space()
         hp.values = dict(values)
         try:
-            with placeholder_weights():
+            with gate.placeholder_weights():
                 model = self.hypermodel.build(hp)
         except Exception:  # noqa: BLE001 - the trial records the error.
             return None
         self.oracle.update_space(hp)
-        if self.constraint.input_shape is None and not _has_inputs(model):
+        if self.constraint.input_shape is None and not gate.has_inputs(model):
             raise keras_tuner.errors.FatalValueError(
                 f"cannot find the input shape of model {model.name!r}: it "
                 "has no keras.Input and the data given to search has no "
@@ -360,70 +358,6 @@ class FailOnNaN(keras.callbacks.Callback):
             raise keras_tuner.errors.FailedTrialError(
                 f"{what} is {kind} at epoch {epoch + 1}: the child diverged"
             )
-
-
-def _has_inputs(model: Any) -> bool:
-    try:
-        return bool(model.inputs)
-    except (AttributeError, ValueError):
-        return False
-
-
-@contextlib.contextmanager
-def placeholder_weights() -> Iterator[None]:
-    """Initialises new Keras weights with zeros inside the block.
-
-    The gate builds a child only to read its layer shapes and then drops
-    it; random initialisation is most of that build's cost, and a rejected
-    child must stay cheap. Backends without the hook initialise as usual.
-    """
-    variable = keras.Variable
-    original = getattr(variable, "_initialize_with_initializer", None)
-    if original is None or not hasattr(variable, "_initialize"):
-        yield
-        return
-
-    def zeros(self, initializer):
-        self._initialize(keras.ops.zeros(self._shape, dtype=self._dtype))
-
-    variable._initialize_with_initializer = zeros
-    try:
-        yield
-    finally:
-        variable._initialize_with_initializer = original
-
-
-def infer_input_shape(
-    fit_args: Sequence[Any], fit_kwargs: dict
-) -> tuple[int, ...] | None:
-    """Reads the shape of one example from what `search` was given.
-
-    Returns:
-        The shape without the batch dimension, or None when the data is of
-        a kind whose shape cannot be read (the model then needs an Input).
-    """
-    x = fit_args[0] if fit_args else fit_kwargs.get("x")
-    if x is None:
-        return None
-    spec = getattr(x, "element_spec", None)
-    if spec is not None:
-        spec = spec[0] if isinstance(spec, tuple) else spec
-        shape = getattr(spec, "shape", None)
-        if shape is None or shape.rank is None:
-            return None
-        return _shape_or_none(shape[1:])
-    if hasattr(x, "shape"):
-        return _shape_or_none(np.shape(x)[1:])
-    return None
-
-
-def _shape_or_none(shape: Sequence[Any] | None) -> tuple[int, ...] | None:
-    if shape is None:
-        return None
-    dims = tuple(shape)
-    if any(d is None for d in dims):
-        return None
-    return tuple(int(d) for d in dims)
 
 
 def _fmt(value: float | None) -> str:

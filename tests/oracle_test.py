@@ -9,6 +9,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
+from fnas_keras import decisions
 from fnas_keras import fpga
 from fnas_keras import oracle as oracle_module
 
@@ -302,7 +303,7 @@ def test_decision_values_cover_every_type():
     def values(register, *args):
         hps = kt.HyperParameters()
         register(hps)
-        return oracle_module.decision_values(hps.space[0], *args)
+        return decisions.decision_values(hps.space[0], *args)
 
     assert values(lambda h: h.Choice("c", ["x", "y"])) == ["x", "y"]
     assert values(lambda h: h.Boolean("flag")) == [False, True]

@@ -163,13 +163,13 @@ def test_controller_progress_is_in_tensorboard(fitted):
 
 def test_placeholder_weights_build_the_same_layers_cheaply():
     from fnas_keras import constraint
-    from fnas_keras import tuner as tuner_module
+    from fnas_keras import gate
 
     hp = kt.HyperParameters()
     hp.values.update({"num_layers": 2, "pool": True})
     normal = build_model(hp)
     normal.build((None, 28, 28, 1))
-    with tuner_module.placeholder_weights():
+    with gate.placeholder_weights():
         placeholder = build_model(hp)
         placeholder.build((None, 28, 28, 1))
     assert all(not w.numpy().any() for w in placeholder.weights)
