@@ -20,6 +20,7 @@ first (Tm, Tn) and the first (Tr, Tc) in candidate order) are those of a
 stable lexicographic sort of the whole grid.
 """
 
+import bisect
 import functools
 from typing import NamedTuple
 
@@ -33,31 +34,30 @@ ROW_CANDIDATES = 16
 
 
 class _Grid(NamedTuple):
-    """Every candidate tiling of one workload, in staircase order.
+    """Every candidate tiling of one workload: (Tm, Tn) rows, (Tr, Tc) columns.
 
-    Entries run row by row ((Tm, Tn) pairs in candidate order), in a row by
-    BRAM18 blocks, then by (Tr, Tc) candidate index. The word counts are
-    the per-tile numerators of tI, tW, tO (tiling.terms) before the ports.
+    Rows are the (Tm, Tn) pairs within the lane cap, in candidate order;
+    columns the (Tr, Tc) pairs by their tile buffers' BRAM18 blocks, then
+    by candidate index. A tiling's blocks are 2 (Tm + Tn) tile + weights,
+    so in every row they grow with the column: each row's staircase is
+    read left to right, and columns of equal tile blocks form the same
+    groups in every row. The word counts are the numerators of tI, tW, tO
+    (tiling.terms) before the ports.
     """
 
-    tm: np.ndarray
-    tn: np.ndarray
-    tr: np.ndarray
-    tc: np.ndarray
+    tm: np.ndarray  # (rows, 1)
+    tn: np.ndarray  # (rows, 1)
+    tr: np.ndarray  # (1, columns)
+    tc: np.ndarray  # (1, columns)
     blocks: np.ndarray
     in_words: np.ndarray
-    weight_words: np.ndarray
+    weight_words: np.ndarray  # (rows, 1)
     out_words: np.ndarray
-    compute: np.ndarray  # tComp
-    passes: np.ndarray  # ceil(N / Tn)
+    compute: np.ndarray  # tComp, (1, columns)
+    passes: np.ndarray  # ceil(N / Tn), (rows, 1)
     trips: np.ndarray  # groups ceil(R/Tr) ceil(C/Tc) ceil(M/Tm)
-    starts: np.ndarray  # first entry of each (row, blocks) group
-    sizes: np.ndarray  # entries per group
-    group: np.ndarray  # group of each entry
-    slot: np.ndarray  # each group's cell in a (rows, widest row) table
-    opens_row: np.ndarray  # whether a group is its row's first
-    table: tuple[int, int]  # (rows, groups in the widest row)
-    row_sizes: np.ndarray  # Tr candidates, largest first
+    groups: tuple[tuple[int, int], ...]  # column ranges of equal blocks
+    row_sizes: tuple[int, ...]  # Tr candidates, smallest first
 
 
 @functools.lru_cache(maxsize=1024)
@@ -73,97 +73,93 @@ def _grid(w: workload.Workload, bits: int, lanes_cap: int) -> _Grid | None:
     row_sizes = tiling.candidates(w.R, ROW_CANDIDATES)
     tr, tc = np.meshgrid(row_sizes, tiling.candidates(w.C, ROW_CANDIDATES),
                          indexing="ij")
-    tr, tc = tr.ravel()[None, :], tc.ravel()[None, :]
-    shape = (tm.shape[0], tr.shape[1])
-    row = np.broadcast_to(np.arange(shape[0])[:, None], shape).ravel()
-    col = np.broadcast_to(np.arange(shape[1])[None, :], shape).ravel()
+    tile = tiling.blocks_of(tr.ravel() * tc.ravel(), bits)
+    order = np.argsort(tile, kind="stable")
+    tile = tile[order]
+    tr, tc = tr.ravel()[order][None, :], tc.ravel()[order][None, :]
+    edges = [0, *(np.flatnonzero(np.diff(tile)) + 1).tolist(), len(tile)]
     taps = w.K * w.Kw
     k_eff, kw_eff = w.D * (w.K - 1) + 1, w.Dw * (w.Kw - 1) + 1
-    tile = tiling.blocks_of(tr * tc, bits)
-    blocks = (2 * (tn + tm) * tile
-              + 2 * tm * tn * tiling.blocks_of(taps, bits)).ravel()
-    order = np.lexsort((col, blocks, row))
-    every = {
-        "tm": tm, "tn": tn, "tr": tr, "tc": tc,
-        "in_words": tn * (w.S * tr + k_eff - w.S)
-        * (w.Sw * tc + kw_eff - w.Sw),
-        "weight_words": tm * tn * taps, "out_words": tm * tr * tc,
-        "compute": taps * tr * tc, "passes": -(-n // tn),
-        "trips": w.groups * ((-(-w.R // tr)) * (-(-w.C // tc))
-                             * (-(-m // tm)))}
-    flat = {k: np.broadcast_to(v, shape).ravel()[order]
-            for k, v in every.items()}
-    blocks, row = blocks[order], row[order]
-    return _Grid(blocks=blocks, row_sizes=row_sizes,
-                 **flat, **_groups(row, blocks))
-
-
-def _groups(row: np.ndarray, blocks: np.ndarray) -> dict:
-    """Runs of equal (row, blocks) in staircase order, and their table."""
-    change = np.ones(len(row), dtype=bool)
-    change[1:] = (row[1:] != row[:-1]) | (blocks[1:] != blocks[:-1])
-    starts = np.flatnonzero(change)
-    group = np.cumsum(change) - 1
-    group_row = row[starts]
-    opens_row = np.ones(len(starts), dtype=bool)
-    opens_row[1:] = group_row[1:] != group_row[:-1]
-    first_of_row = np.maximum.accumulate(
-        np.where(opens_row, np.arange(len(starts)), 0))
-    position = np.arange(len(starts)) - first_of_row
-    width = int(position.max()) + 1
-    return {"starts": starts, "sizes": np.diff(np.append(starts, len(row))),
-            "group": group, "slot": group_row * width + position,
-            "opens_row": opens_row,
-            "table": (int(group_row.max()) + 1, width)}
+    return _Grid(
+        tm=tm, tn=tn, tr=tr, tc=tc,
+        blocks=(2 * (tn + tm) * tile[None, :]
+                + 2 * tm * tn * tiling.blocks_of(taps, bits)),
+        in_words=(tn * (w.S * tr + k_eff - w.S)
+                  * (w.Sw * tc + kw_eff - w.Sw)),
+        weight_words=tm * tn * taps, out_words=tm * tr * tc,
+        compute=taps * tr * tc, passes=-(-n // tn),
+        trips=w.groups * ((-(-w.R // tr)) * (-(-w.C // tc))
+                          * (-(-m // tm))),
+        groups=tuple(zip(edges[:-1], edges[1:])),
+        row_sizes=tuple(row_sizes[::-1].tolist()))
 
 
 def _cycles(g: _Grid, p: tiling.Ports) -> np.ndarray:
-    """tiling.layer_cycles over the grid, with the same float operations."""
-    t_i = np.ceil(g.in_words / p.i - tiling.EPS)
-    t_w = np.ceil(g.weight_words / p.w - tiling.EPS)
-    t_o = np.ceil(g.out_words / p.o - tiling.EPS)
-    l1 = np.maximum(np.maximum(t_i, t_w), g.compute)
-    return g.trips * np.maximum(g.passes * l1, t_o)
+    """tiling.layer_cycles over the grid, with the same float operations.
+
+    In place where it can be: the grid is large and this runs per ports.
+    """
+    cycles = g.in_words / p.i
+    cycles -= tiling.EPS
+    np.ceil(cycles, out=cycles)
+    np.maximum(cycles, np.ceil(g.weight_words / p.w - tiling.EPS),
+               out=cycles)
+    np.maximum(cycles, g.compute, out=cycles)
+    cycles *= g.passes
+    t_o = g.out_words / p.o
+    t_o -= tiling.EPS
+    np.ceil(t_o, out=t_o)
+    np.maximum(cycles, t_o, out=cycles)
+    cycles *= g.trips
+    return cycles
 
 
 class _Front:
     """The tilings worth keeping at one ports setting, fastest first.
 
-    Per (Tm, Tn) row, a tiling is kept when it is faster than every tiling
-    of that row with fewer blocks (and than those with as many blocks and
-    an earlier (Tr, Tc)); the kept ones are sorted by (cycles, lanes,
-    blocks), stably. The first one within a budget is the budget's best.
+    In each (Tm, Tn) row, a group of equal blocks offers its fastest tiling
+    (the first such column), kept when it beats every group of the row
+    with fewer blocks; the kept ones are sorted by (cycles, lanes, blocks),
+    stably. The first one within a budget is the budget's best.
     """
 
-    __slots__ = ("w", "p", "bits", "tm", "tn", "tr", "tc", "lanes",
-                 "blocks", "cycles", "row_sizes", "_banded", "_choices")
+    __slots__ = ("w", "p", "bits", "tm", "tn", "tr", "tc", "cycles",
+                 "blocks", "lanes", "_fewest_lanes", "row_sizes",
+                 "_choices")
 
     def __init__(self, w: workload.Workload, p: tiling.Ports, bits: int,
                  g: _Grid | None) -> None:
         self.w, self.p, self.bits = w, p, bits
-        self._banded: dict[float, np.ndarray] = {}
         self._choices: dict[tuple[int, float], tiling.Choice] = {}
-        if g is None:
-            empty = np.zeros(0, dtype=np.int64)
-            self.tm = self.tn = self.tr = self.tc = empty
-            self.lanes = self.blocks = self.cycles = self.row_sizes = empty
+        if g is None:  # nothing fits the lane cap
+            self.tm = self.tn = self.tr = self.tc = self.cycles = []
+            self.blocks = self.lanes = self._fewest_lanes = []
+            self.row_sizes = ()
             return
         cycles = _cycles(g, p)
-        kept = _staircase(g, cycles)
-        final = kept[np.lexsort((g.blocks[kept], g.tm[kept] * g.tn[kept],
-                                 cycles[kept]))]
-        self.tm, self.tn, self.tr, self.tc = (g.tm[final], g.tn[final],
-                                              g.tr[final], g.tc[final])
-        self.lanes = self.tm * self.tn
-        self.blocks = g.blocks[final]
-        self.cycles = cycles[final]
+        row, col = _staircase(g, cycles)
+        tm, tn, blocks = g.tm[row, 0], g.tn[row, 0], g.blocks[row, col]
+        cycles = cycles[row, col]
+        final = np.lexsort((blocks, tm * tn, cycles))
+        self.tm, self.tn = tm[final].tolist(), tn[final].tolist()
+        self.tr = g.tr[0, col[final]].tolist()
+        self.tc = g.tc[0, col[final]].tolist()
+        self.cycles = cycles[final].tolist()
+        self.blocks = blocks[final].tolist()
+        self.lanes = [a * b for a, b in zip(self.tm, self.tn)]
+        # The fewest lanes of any entry up to each one, negated so that it
+        # never falls: where a lane budget's first candidate is (bisect).
+        self._fewest_lanes = (-np.minimum.accumulate(tm[final] * tn[final])
+                              ).tolist()
         self.row_sizes = g.row_sizes
 
     def first_fit(self, lanes: int, bram: int) -> int:
         """Index of the fastest tiling within the budget, or -1."""
-        fits = (self.lanes <= lanes) & (self.blocks <= bram)
-        i = int(fits.argmax()) if len(fits) else 0
-        return i if len(fits) and fits[i] else -1
+        i = bisect.bisect_left(self._fewest_lanes, -lanes)
+        for j in range(i, len(self.lanes)):
+            if self.lanes[j] <= lanes and self.blocks[j] <= bram:
+                return j
+        return -1
 
     def choice(self, i: int, slack: float) -> tiling.Choice:
         """Entry i as a Choice, its Tr cut for row bands when slack > 0."""
@@ -175,52 +171,48 @@ class _Front:
 
     def _make_choice(self, i: int, slack: float) -> tiling.Choice:
         w, p, bits = self.w, self.p, self.bits
-        t = tiling.Tiling(int(self.tm[i]), int(self.tn[i]), int(self.tr[i]),
-                          int(self.tc[i]))
-        if slack > 0:
-            t = t._replace(Tr=int(self._banded_rows(slack)[i]))
-            return tiling.Choice(t, tiling.layer_cycles(w, t, p),
-                                 tiling.bram18(w, t, bits),
+        t = tiling.Tiling(self.tm[i], self.tn[i], self.tr[i], self.tc[i])
+        if slack <= 0:
+            return tiling.Choice(t, int(self.cycles[i]), self.blocks[i],
                                  tiling.bound(w, t, p), tiling.dsp(t, bits))
-        return tiling.Choice(t, int(self.cycles[i]), int(self.blocks[i]),
+        t, cycles = self._more_bands(t, self.cycles[i] * (1.0 + slack))
+        return tiling.Choice(t, cycles, tiling.bram18(w, t, bits),
                              tiling.bound(w, t, p), tiling.dsp(t, bits))
 
-    def _banded_rows(self, slack: float) -> np.ndarray:
-        """Per entry, the smallest Tr candidate below its own within slack.
+    def _more_bands(self, t: tiling.Tiling,
+                    most: float) -> tuple[tiling.Tiling, int]:
+        """The smallest Tr candidate below t's within `most` cycles.
 
         Only Tr changes, and a tiling's blocks never grow as Tr shrinks, so
-        a smaller Tr always fits the BRAM its entry fitted.
+        a smaller Tr always fits the BRAM that t fitted.
         """
-        rows = self._banded.get(slack)
-        if rows is None:
-            sizes = self.row_sizes[None, :]
-            c, _ = tiling.grid_cycles(self.w, self.tm[:, None],
-                                      self.tn[:, None], sizes,
-                                      self.tc[:, None], self.p, self.bits)
-            ok = ((sizes < self.tr[:, None])
-                  & (c <= self.cycles[:, None] * (1.0 + slack)))
-            last = ok.shape[1] - 1 - ok[:, ::-1].argmax(axis=1)
-            rows = np.where(ok.any(axis=1), self.row_sizes[last], self.tr)
-            self._banded[slack] = rows
-        return rows
+        for tr in self.row_sizes:
+            if tr >= t.Tr:
+                break
+            banded = t._replace(Tr=tr)
+            cycles = tiling.layer_cycles(self.w, banded, self.p)
+            if cycles <= most:
+                return banded, cycles
+        return t, tiling.layer_cycles(self.w, t, self.p)
 
 
-def _staircase(g: _Grid, cycles: np.ndarray) -> np.ndarray:
-    """Grid entries worth keeping, in staircase order.
+def _staircase(g: _Grid, cycles: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(row, column) of the entries worth keeping, in staircase order.
 
-    Each (row, blocks) group offers its fastest entry (the first such in
-    (Tr, Tc) order); it is kept when it beats every earlier group of its
-    row.
+    Each (row, group) offers its fastest column (np.argmin: the first);
+    it is kept when it beats every earlier group of its row.
     """
-    fastest = np.minimum.reduceat(cycles, g.starts)
-    table = np.full(g.table[0] * g.table[1], np.inf)
-    table[g.slot] = fastest
-    before = np.minimum.accumulate(table.reshape(g.table), axis=1).ravel()
-    useful = g.opens_row | (fastest < before[g.slot - 1])
-    hits = np.flatnonzero(cycles == np.repeat(fastest, g.sizes))
-    first = np.ones(len(hits), dtype=bool)
-    first[1:] = g.group[hits[1:]] != g.group[hits[:-1]]
-    return hits[first][useful]
+    starts = [s for s, _ in g.groups]
+    fastest = np.minimum.reduceat(cycles, starts, axis=1)
+    useful = np.ones(fastest.shape, dtype=bool)
+    useful[:, 1:] = (fastest[:, 1:]
+                     < np.minimum.accumulate(fastest, axis=1)[:, :-1])
+    row, group = np.nonzero(useful)
+    if len(g.groups) == 1:
+        return row, cycles.argmin(axis=1)[row]
+    first = np.column_stack([s + cycles[:, s:e].argmin(axis=1)
+                             for s, e in g.groups])
+    return row, first[row, group]
 
 
 @functools.lru_cache(maxsize=8192)
