@@ -43,7 +43,7 @@ LEVELS_PER_OCTAVE = 2
 _MAX_LEVEL = 24 * LEVELS_PER_OCTAVE
 # The shares on the grid, 2 ** (-k / LEVELS_PER_OCTAVE) for each level k:
 # looked up, not recomputed per network (the same np.exp2 values).
-_GRID = np.exp2(-np.arange(_MAX_LEVEL + 1) / LEVELS_PER_OCTAVE)
+_SHARES = np.exp2(-np.arange(_MAX_LEVEL + 1) / LEVELS_PER_OCTAVE).tolist()
 
 Traffic = tuple[float, float, float]
 
@@ -81,11 +81,15 @@ def traffic(w: workload.Workload, t: tiling.Tiling | None) -> Traffic:
 
 
 def _levels(shares: np.ndarray) -> np.ndarray:
-    """Rounds shares of the device down to the grid (0 to the lowest)."""
+    """The grid level k of each share, rounded down (0: the whole device).
+
+    A share s rounds down to 2 ** (-k / LEVELS_PER_OCTAVE); a share of 0
+    to the lowest level.
+    """
     with np.errstate(divide="ignore"):
         k = np.ceil(-np.log2(shares) * LEVELS_PER_OCTAVE - 1e-9)
     # np.clip's Python wrapper costs more than the rest together.
-    return _GRID[np.minimum(np.maximum(k, 0), _MAX_LEVEL).astype(np.intp)]
+    return np.minimum(np.maximum(k, 0), _MAX_LEVEL).astype(np.intp)
 
 
 def alone(w: workload.Workload) -> bool:
@@ -120,10 +124,17 @@ def share(work: Sequence[workload.Workload], demands: Sequence[Traffic],
     if True in lone:
         weights[[i for i, a in enumerate(lone) if a]] = 0.0
     norm = weights.sum() or 1.0
-    words = (total * _levels(weights / norm)).tolist()
-    return [whole if a else _ports(*x) for a, x in zip(lone, words)]
+    levels = _levels(weights / norm).tolist()
+    return [whole if a else _on_grid(total, *k) for a, k in zip(lone, levels)]
 
 
 @functools.lru_cache(maxsize=4096)
 def _ports(i: float, w: float, o: float) -> tiling.Ports:
     return tiling.Ports(i, w, o)
+
+
+@functools.lru_cache(maxsize=16384)
+def _on_grid(total: float, i: int, w: int, o: int) -> tiling.Ports:
+    """Ports at grid levels i, w, o of `total` (Python floats, as before)."""
+    return tiling.Ports(total * _SHARES[i], total * _SHARES[w],
+                        total * _SHARES[o])

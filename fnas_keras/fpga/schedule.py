@@ -21,7 +21,6 @@ runs the layers one after another; latency is the sum of their cycles.
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
 from typing import NamedTuple
 
 from fnas_keras.fpga import bandwidth
@@ -78,9 +77,10 @@ def split(weights: Sequence[int], total: int, minimum: Sequence[int],
 def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
               device: devices.FpgaDevice, bits: int) -> report.LatencyReport:
     """FNAS mapping: an engine per workload, pipelined by row bands."""
-    work = stages(parsed)
-    ws = [s.w for s in work]
-    budget = _budgets(ws, device, bits)
+    keys = [(i, k) for i, pz in enumerate(parsed)
+            for k in range(len(pz.stages))]
+    ws = [w for pz in parsed for w in pz.stages]
+    budget, macs = _budgets(ws, device, bits)
     whole = tiling.ports(device, bits)
     pick = functools.partial(_pick, ws, budget, bits,
                              int(device.dsp / devices.dsp_per_mac(bits)))
@@ -92,7 +92,6 @@ def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
             ws, [bandwidth.traffic(w, c.tiling)
                  for w, c in zip(ws, pick(ports))], 3 * whole.i)
     picked = pick(ports)
-    keys = [s[:2] for s in work]
     choices = dict(zip(keys, picked))
     return _report(layers, parsed, choices, device, bits,
                    whole, "pipelined",
@@ -100,21 +99,29 @@ def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
                    slowest=max((c.cycles for c in picked), default=0),
                    dsp_used=sum(c.dsp for c in picked),
                    bram_used=sum(c.bram18 for c in picked),
-                   macs=sum(w.macs for w in ws),
-                   engine_ports=dict(zip(keys, ports)))
+                   macs=macs, engine_ports=dict(zip(keys, ports)))
 
 
 def _budgets(ws: list[workload.Workload], device: devices.FpgaDevice,
-             bits: int) -> list[tuple[int, int] | None]:
-    """Per engine, its (MAC lanes, BRAM18) share; None for a stream pass."""
+             bits: int) -> tuple[list[tuple[int, int] | None], int]:
+    """Per engine, its (MAC lanes, BRAM18) share; and the network's MACs.
+
+    A stream pass needs no share: None.
+    """
     dpm = devices.dsp_per_mac(bits)
-    conv = [w for w in ws if w.kind == "conv"]
-    macs = [w.macs for w in conv]
-    dsp_share = split(macs, device.dsp, [math.ceil(dpm)] * len(conv), "DSP")
-    bram_share = split(macs, device.bram18,
-                       [tiling.min_bram18(w, bits) for w in conv], "BRAM18")
+    needs = [_needs(w, bits) for w in ws if w.kind == "conv"]
+    macs = [m for m, _ in needs]
+    dsp_share = split(macs, device.dsp, [math.ceil(dpm)] * len(needs), "DSP")
+    bram_share = split(macs, device.bram18, [b for _, b in needs], "BRAM18")
     shares = iter([(int(d / dpm), b) for d, b in zip(dsp_share, bram_share)])
-    return [next(shares) if w.kind == "conv" else None for w in ws]
+    return ([next(shares) if w.kind == "conv" else None for w in ws],
+            sum(macs))
+
+
+@functools.lru_cache(maxsize=4096)
+def _needs(w: workload.Workload, bits: int) -> tuple[int, int]:
+    """A conv engine's MACs and least BRAM18 (the same few recur)."""
+    return w.macs, tiling.min_bram18(w, bits)
 
 
 def _pick(ws: list[workload.Workload], budget: list[tuple[int, int] | None],
@@ -193,27 +200,33 @@ def _layer_rows(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
         name = layer.get("name") or (layer.get("config") or {}).get("name") \
             or f"{cls.lower()}_{i}"
         if not pz.stages:
-            rows.append(_row(name, cls, None, None, 0, 0, 0, "none", None))
+            rows.append(_row(name, cls, None, None, None))
             continue
         for k, w in enumerate(pz.stages):
-            c = choices[(i, k)]
             sub = name if len(pz.stages) == 1 else \
                 f"{name}/{('depthwise', 'pointwise')[k]}"
-            rows.append(_row(sub, cls, w, c.tiling, c.cycles, c.dsp,
-                             c.bram18, c.bound, ports.get((i, k), default)))
+            rows.append(_row(sub, cls, w, choices[(i, k)],
+                             ports.get((i, k), default)))
     return tuple(rows)
 
 
-def _row(*fields: Any) -> report.LayerReport:
-    """LayerReport(*fields), one instance per distinct row.
+def _row(name: str, cls: str, w: workload.Workload | None,
+         c: tiling.Choice | None, p: tiling.Ports | None
+         ) -> report.LayerReport:
+    """The LayerReport of one engine (w None: a 0-cycle layer).
 
-    A search builds the same few rows over and over, and a frozen
-    dataclass costs more to build than to look up; sharing is safe because
-    it is immutable.
+    One instance per distinct row: a search builds the same few rows over
+    and over, a frozen dataclass costs more to build than to look up, and
+    sharing is safe because it is immutable.
     """
-    row = _ROWS.get(fields)
+    key = (name, cls, w, c, p)
+    row = _ROWS.get(key)
     if row is None:
         if len(_ROWS) >= _ROWS_LIMIT:
             _ROWS.clear()
-        row = _ROWS[fields] = report.LayerReport(*fields)
+        row = _ROWS[key] = (
+            report.LayerReport(name, cls, None, None, 0, 0, 0, "none")
+            if w is None or c is None else
+            report.LayerReport(name, cls, w, c.tiling, c.cycles, c.dsp,
+                               c.bram18, c.bound, p))
     return row

@@ -66,9 +66,8 @@ def finish(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
             continue
         for k, w in enumerate(pz.stages):
             c = choices[(i, k)]
-            band = 1 if c.tiling is None else c.tiling.Tr
-            n_bands = -(-w.R // band)
-            ins = [_bands(ins, w, band, n_bands, c.cycles / n_bands)]
+            ins = [_bands(ins, w, 1 if c.tiling is None else c.tiling.Tr,
+                          c.cycles)]
         ready.append(ins[0])
     return max(r.done[-1] for r in ready)
 
@@ -89,13 +88,15 @@ def _free(ins: list[_Ready], out_rows: int, shift: int) -> _Ready:
     return _Ready([src.done[-1]], out_rows, out_rows, out_rows)
 
 
-def _bands(ins: list[_Ready], w: workload.Workload, band: int, n_bands: int,
-           duration: float) -> _Ready:
+def _bands(ins: list[_Ready], w: workload.Workload, band: int,
+           cycles: int) -> _Ready:
     """Runs one engine's row bands; returns its output's ready times.
 
-    Band j starts at max(engine free, its inputs ready) and lasts
-    `duration`.
+    The engine's cycles split evenly over its ceil(R / band) bands; band j
+    starts at max(engine free, its inputs ready).
     """
+    n_bands = -(-w.R // band)
+    duration = cycles / n_bands
     first = (band - 1) * w.S + w.D * (w.K - 1) - w.pad_top
     step = band * w.S
     out: list[float] = []

@@ -156,7 +156,7 @@ def parse(layer: LayerDict) -> Parsed:
                          f"{', '.join(supported())}")
     fn, fields = entry
     config = layer.get("config") or {}
-    key = (name, tuple([config.get(f) for f in fields]),
+    key = (name, tuple(map(config.get, fields)),
            layer.get("input_shape"), layer.get("output_shape"))
     try:
         parsed = _CACHE.get(key)
