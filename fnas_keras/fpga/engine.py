@@ -71,12 +71,8 @@ def _grid(w: workload.Workload, bits: int, lanes_cap: int) -> _Grid | None:
         return None
     tm, tn = tm[keep][:, None], tn[keep][:, None]
     row_sizes = tiling.candidates(w.R, ROW_CANDIDATES)
-    tr, tc = np.meshgrid(row_sizes, tiling.candidates(w.C, ROW_CANDIDATES),
-                         indexing="ij")
-    tile = tiling.blocks_of(tr.ravel() * tc.ravel(), bits)
-    order = np.argsort(tile, kind="stable")
-    tile = tile[order]
-    tr, tc = tr.ravel()[order][None, :], tc.ravel()[order][None, :]
+    tr, tc, tile = _columns(w, row_sizes, bits)
+    tr, tc = tr[None, :], tc[None, :]
     edges = [0, *(np.flatnonzero(np.diff(tile)) + 1).tolist(), len(tile)]
     taps = w.K * w.Kw
     k_eff, kw_eff = w.D * (w.K - 1) + 1, w.Dw * (w.Kw - 1) + 1
@@ -92,6 +88,32 @@ def _grid(w: workload.Workload, bits: int, lanes_cap: int) -> _Grid | None:
                           * (-(-m // tm))),
         groups=tuple(zip(edges[:-1], edges[1:])),
         row_sizes=tuple(row_sizes[::-1].tolist()))
+
+
+def _columns(w: workload.Workload, row_sizes: np.ndarray,
+             bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Tr, Tc) candidates and tile blocks in staircase order, pruned.
+
+    Sorted by tile blocks, then by candidate index. A column goes when an
+    earlier one is no worse in every port-independent factor of cycles
+    and blocks (tile blocks, tile trips, input tile rows x columns,
+    Tr Tc): cycles never fall as any of them grows, at any ports and in
+    any (Tm, Tn) row, so the earlier column is as fast, fits whenever the
+    later one fits, and wins ties. About half the columns go.
+    """
+    tr, tc = np.meshgrid(row_sizes, tiling.candidates(w.C, ROW_CANDIDATES),
+                         indexing="ij")
+    tr, tc = tr.ravel(), tc.ravel()
+    tile = tiling.blocks_of(tr * tc, bits)
+    order = np.argsort(tile, kind="stable")
+    tr, tc, tile = tr[order], tc[order], tile[order]
+    k_eff, kw_eff = w.D * (w.K - 1) + 1, w.Dw * (w.Kw - 1) + 1
+    factors = np.stack([
+        tile, (-(-w.R // tr)) * (-(-w.C // tc)),
+        (w.S * tr + k_eff - w.S) * (w.Sw * tc + kw_eff - w.Sw), tr * tc])
+    no_worse = (factors[:, :, None] <= factors[:, None, :]).all(axis=0)
+    keep = ~np.triu(no_worse, 1).any(axis=0)
+    return tr[keep], tc[keep], tile[keep]
 
 
 def _cycles(g: _Grid, p: tiling.Ports) -> np.ndarray:
@@ -189,7 +211,7 @@ class _Front:
         for tr in self.row_sizes:
             if tr >= t.Tr:
                 break
-            banded = t._replace(Tr=tr)
+            banded = tiling.Tiling(t.Tm, t.Tn, tr, t.Tc)
             cycles = tiling.layer_cycles(self.w, banded, self.p)
             if cycles <= most:
                 return banded, cycles
