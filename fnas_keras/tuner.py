@@ -188,6 +188,12 @@ class FNAS(keras_tuner.Tuner):
     def _gate(self, values: dict) -> fpga.LatencyReport | None:
         """Builds one child (no fit) and models its FPGA latency.
 
+        Hyperparameters the build registers for the first time (say, the
+        layers of a loop whose length was just sampled) take their defaults;
+        `values` is completed in place with them, so that the trial trains
+        exactly the child judged here (keras-tuner would otherwise fill the
+        missing values at random).
+
         Returns None when the child does not build: it then becomes a trial
         that fails with the build error recorded, and the controller gets
         the penalty.
@@ -203,6 +209,7 @@ class FNAS(keras_tuner.Tuner):
                 model = self.hypermodel.build(hp)
         except Exception:  # noqa: BLE001 - the trial records the error.
             return None
+        values.update(hp.values)
         self.oracle.update_space(hp)
         if self.constraint.input_shape is None and not gate.has_inputs(model):
             raise keras_tuner.errors.FatalValueError(

@@ -185,3 +185,18 @@ def test_placeholder_weights_build_the_same_layers_cheaply():
     fresh = build_model(hp)
     fresh.build((None, 28, 28, 1))
     assert any(w.numpy().any() for w in fresh.weights), "restored after"
+
+
+def test_gate_completes_the_values_it_judged(tmp_path):
+    tuner = fnas_keras.FNAS(build_model, objective="val_accuracy",
+                            device="xc7z020", latency_spec_ms=1.0,
+                            input_shape=(28, 28, 1), directory=str(tmp_path))
+    values = {"num_layers": 3, "filters_0": 16, "kernel_0": 5,
+              "pool": False, "lr": 1e-3}
+    report = tuner._gate(values)
+    # The loop's new layers took their defaults, and the trial gets them.
+    assert values["filters_2"] == 4 and values["kernel_2"] == 3
+    hp = tuner.oracle.get_space()
+    hp.values = dict(values)
+    _, again = tuner.constraint.check(build_model(hp))
+    assert again.latency_ms == report.latency_ms
