@@ -46,6 +46,7 @@ _MAX_LEVEL = 24 * LEVELS_PER_OCTAVE
 _SHARES = np.exp2(-np.arange(_MAX_LEVEL + 1) / LEVELS_PER_OCTAVE).tolist()
 
 Traffic = tuple[float, float, float]
+_NOTHING: Traffic = (0.0, 0.0, 0.0)
 
 
 def words_per_cycle(device: devices.FpgaDevice, bits: int) -> float:
@@ -120,9 +121,9 @@ def share(work: Sequence[workload.Workload], demands: Sequence[Traffic],
     """
     whole = _ports(total / 3, total / 3, total / 3)
     lone = [alone(w) for w in work]
-    weights = np.array(demands, dtype=float) ** EXPONENT
-    if True in lone:
-        weights[[i for i, a in enumerate(lone) if a]] = 0.0
+    # A lone engine's ports get no weight (0 ** EXPONENT = 0: EXPONENT > 0).
+    weights = np.array([_NOTHING if a else d for a, d in zip(lone, demands)],
+                       dtype=float) ** EXPONENT
     norm = weights.sum() or 1.0
     levels = _levels(weights / norm).tolist()
     return [whole if a else _on_grid(total, *k) for a, k in zip(lone, levels)]

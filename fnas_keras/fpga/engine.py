@@ -146,8 +146,8 @@ class _Front:
     """
 
     __slots__ = ("w", "p", "bits", "tm", "tn", "tr", "tc", "cycles",
-                 "blocks", "lanes", "_fewest_lanes", "row_sizes",
-                 "_choices")
+                 "blocks", "lanes", "_fewest_lanes", "_fewest_blocks",
+                 "row_sizes", "_choices")
 
     def __init__(self, w: workload.Workload, p: tiling.Ports, bits: int,
                  g: _Grid | None) -> None:
@@ -155,7 +155,8 @@ class _Front:
         self._choices: dict[tuple[int, float], tiling.Choice] = {}
         if g is None:  # nothing fits the lane cap
             self.tm = self.tn = self.tr = self.tc = self.cycles = []
-            self.blocks = self.lanes = self._fewest_lanes = []
+            self.blocks = self.lanes = []
+            self._fewest_lanes = self._fewest_blocks = []
             self.row_sizes = ()
             return
         cycles = _cycles(g, p)
@@ -169,17 +170,22 @@ class _Front:
         self.cycles = cycles[final].tolist()
         self.blocks = blocks[final].tolist()
         self.lanes = [a * b for a, b in zip(self.tm, self.tn)]
-        # The fewest lanes of any entry up to each one, negated so that it
-        # never falls: where a lane budget's first candidate is (bisect).
+        # The fewest lanes and blocks of any entry up to each one, negated
+        # so that they never fall: no entry before where a budget's bisect
+        # lands fits it.
         self._fewest_lanes = (-np.minimum.accumulate(tm[final] * tn[final])
                               ).tolist()
+        self._fewest_blocks = (-np.minimum.accumulate(blocks[final])
+                               ).tolist()
         self.row_sizes = g.row_sizes
 
     def first_fit(self, lanes: int, bram: int) -> int:
         """Index of the fastest tiling within the budget, or -1."""
-        i = bisect.bisect_left(self._fewest_lanes, -lanes)
-        for j in range(i, len(self.lanes)):
-            if self.lanes[j] <= lanes and self.blocks[j] <= bram:
+        i = max(bisect.bisect_left(self._fewest_lanes, -lanes),
+                bisect.bisect_left(self._fewest_blocks, -bram))
+        used, blocks = self.lanes, self.blocks
+        for j in range(i, len(used)):
+            if used[j] <= lanes and blocks[j] <= bram:
                 return j
         return -1
 

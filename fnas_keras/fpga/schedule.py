@@ -82,16 +82,16 @@ def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
     ws = [w for pz in parsed for w in pz.stages]
     budget, macs = _budgets(ws, device, bits)
     whole = tiling.ports(device, bits)
-    pick = functools.partial(_pick, ws, budget, bits,
-                             int(device.dsp / devices.dsp_per_mac(bits)))
+    lanes_cap = int(device.dsp / devices.dsp_per_mac(bits))
     # Traffic at the tilings the engines would pick with the whole
     # bandwidth, then at the tilings they pick with their shares.
     ports = [whole] * len(ws)
     for _ in range(1 + REFINE):
         ports = bandwidth.share(
-            ws, [bandwidth.traffic(w, c.tiling)
-                 for w, c in zip(ws, pick(ports))], 3 * whole.i)
-    picked = pick(ports)
+            ws, [_demand(w, b, p, bits, lanes_cap)
+                 for w, b, p in zip(ws, budget, ports)], 3 * whole.i)
+    picked = [_choice(w, b, p, bits, lanes_cap)
+              for w, b, p in zip(ws, budget, ports)]
     choices = dict(zip(keys, picked))
     return _report(layers, parsed, choices, device, bits,
                    whole, "pipelined",
@@ -124,13 +124,23 @@ def _needs(w: workload.Workload, bits: int) -> tuple[int, int]:
     return w.macs, tiling.min_bram18(w, bits)
 
 
-def _pick(ws: list[workload.Workload], budget: list[tuple[int, int] | None],
-          bits: int, lanes_cap: int,
-          ports: list[tiling.Ports]) -> list[tiling.Choice]:
-    """Each engine's Choice within its budget at its ports."""
-    return [tiling.stream(w, p) if b is None else
-            engine.best_tiling(w, b[0], b[1], p, bits, lanes_cap, SLACK)
-            for w, b, p in zip(ws, budget, ports)]
+def _choice(w: workload.Workload, budget: tuple[int, int] | None,
+            p: tiling.Ports, bits: int, lanes_cap: int) -> tiling.Choice:
+    """An engine's Choice within its budget (None: a stream pass)."""
+    if budget is None:
+        return tiling.stream(w, p)
+    return engine.best_tiling(w, budget[0], budget[1], p, bits, lanes_cap,
+                              SLACK)
+
+
+@functools.lru_cache(maxsize=65536)
+def _demand(w: workload.Workload, budget: tuple[int, int] | None,
+            p: tiling.Ports, bits: int, lanes_cap: int) -> bandwidth.Traffic:
+    """Words per image on an engine's ports at its Choice.
+
+    Cached apart from the Choice: the first pass needs only this.
+    """
+    return bandwidth.traffic(w, _choice(w, budget, p, bits, lanes_cap).tiling)
 
 
 def shared(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
