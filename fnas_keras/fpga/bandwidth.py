@@ -44,6 +44,7 @@ _MAX_LEVEL = 24 * LEVELS_PER_OCTAVE
 # The shares on the grid, 2 ** (-k / LEVELS_PER_OCTAVE) for each level k:
 # looked up, not recomputed per network (the same np.exp2 values).
 _SHARES = np.exp2(-np.arange(_MAX_LEVEL + 1) / LEVELS_PER_OCTAVE).tolist()
+_BELOW_GRID = 2.0 ** (-_MAX_LEVEL / LEVELS_PER_OCTAVE - 1)
 
 Traffic = tuple[float, float, float]
 _NOTHING: Traffic = (0.0, 0.0, 0.0)
@@ -85,10 +86,13 @@ def _levels(shares: np.ndarray) -> np.ndarray:
     """The grid level k of each share, rounded down (0: the whole device).
 
     A share s rounds down to 2 ** (-k / LEVELS_PER_OCTAVE); a share of 0
-    to the lowest level.
+    to the lowest level. Overwrites `shares`.
     """
-    with np.errstate(divide="ignore"):
-        k = np.ceil(-np.log2(shares) * LEVELS_PER_OCTAVE - 1e-9)
+    # A share below the lowest level, 0 included, rounds to the lowest
+    # level; raising it to _BELOW_GRID first spares log2(0) and the cost
+    # of silencing its warning.
+    np.maximum(shares, _BELOW_GRID, out=shares)
+    k = np.ceil(-np.log2(shares) * LEVELS_PER_OCTAVE - 1e-9)
     # np.clip's Python wrapper costs more than the rest together.
     return np.minimum(np.maximum(k, 0), _MAX_LEVEL).astype(np.intp)
 
@@ -124,7 +128,7 @@ def share(work: Sequence[workload.Workload], demands: Sequence[Traffic],
     # A lone engine's ports get no weight (0 ** EXPONENT = 0: EXPONENT > 0).
     weights = np.array([_NOTHING if a else d for a, d in zip(lone, demands)],
                        dtype=float) ** EXPONENT
-    norm = weights.sum() or 1.0
+    norm = np.add.reduce(weights, axis=None) or 1.0  # weights.sum()
     levels = _levels(weights / norm).tolist()
     return [whole if a else _on_grid(total, *k) for a, k in zip(lone, levels)]
 

@@ -92,14 +92,13 @@ def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
                  for w, b, p in zip(ws, budget, ports)], 3 * whole.i)
     picked = [_choice(w, b, p, bits, lanes_cap)
               for w, b, p in zip(ws, budget, ports)]
-    choices = dict(zip(keys, picked))
-    return _report(layers, parsed, choices, device, bits,
-                   whole, "pipelined",
-                   latency=timeline.finish(layers, parsed, choices),
+    return _report(layers, parsed, picked, device, bits, whole, "pipelined",
+                   latency=timeline.finish(layers, parsed,
+                                           dict(zip(keys, picked))),
                    slowest=max((c.cycles for c in picked), default=0),
                    dsp_used=sum(c.dsp for c in picked),
                    bram_used=sum(c.bram18 for c in picked),
-                   macs=macs, engine_ports=dict(zip(keys, ports)))
+                   macs=macs, engine_ports=ports)
 
 
 def _budgets(ws: list[workload.Workload], device: devices.FpgaDevice,
@@ -160,11 +159,11 @@ def shared(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
     engine, picked = tiling.shared_tiling(
         [s.w for s in conv], int(device.dsp / dpm), device.bram18, p, bits,
         unroll)
-    choices = {s[:2]: tiling.stream(s.w, p) for s in work
-               if s.w.kind != "conv"}
-    choices.update((s[:2], c) for s, c in zip(conv, picked))
-    total = sum(c.cycles for c in choices.values())
-    return _report(layers, parsed, choices, device, bits, p, "shared",
+    conv_choices = iter(picked)
+    in_order = [next(conv_choices) if s.w.kind == "conv" else
+                tiling.stream(s.w, p) for s in work]
+    total = sum(c.cycles for c in in_order)
+    return _report(layers, parsed, in_order, device, bits, p, "shared",
                    latency=total, slowest=total,
                    dsp_used=math.ceil(engine[0] * engine[1] * dpm),
                    bram_used=max((c.bram18 for c in picked), default=0),
@@ -186,10 +185,12 @@ def _check_unroll(unroll: tuple[int, int], device: devices.FpgaDevice,
 
 
 def _report(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
-            choices: dict, device: devices.FpgaDevice, bits: int,
-            p: tiling.Ports, mapping: str, *, latency: float, slowest: int,
-            dsp_used: int, bram_used: int, macs: int,
-            engine_ports: dict | None = None) -> report.LatencyReport:
+            picked: Sequence[tiling.Choice], device: devices.FpgaDevice,
+            bits: int, p: tiling.Ports, mapping: str, *, latency: float,
+            slowest: int, dsp_used: int, bram_used: int, macs: int,
+            engine_ports: Sequence[tiling.Ports] | None = None
+            ) -> report.LatencyReport:
+    """The LatencyReport; `picked` and `engine_ports` in stage order."""
     latency_cycles = max(math.ceil(latency), 1)
     seconds = latency_cycles / device.clock_hz
     return report.LatencyReport(
@@ -197,13 +198,16 @@ def _report(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
         throughput_fps=device.clock_hz / max(slowest, 1),
         gops=2.0 * macs / seconds / 1e9, dsp_used=dsp_used,
         bram18_used=bram_used, device=device, bits=bits, mapping=mapping,
-        layers=_layer_rows(layers, parsed, choices, engine_ports or {}, p),
+        layers=_layer_rows(layers, parsed, picked,
+                           engine_ports or [p] * len(picked)),
         ports=p)
 
 
 def _layer_rows(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
-                choices: dict, ports: dict, default: tiling.Ports
+                picked: Sequence[tiling.Choice],
+                ports: Sequence[tiling.Ports]
                 ) -> tuple[report.LayerReport, ...]:
+    engines = zip(picked, ports)
     rows = []
     for i, (layer, pz) in enumerate(zip(layers, parsed)):
         cls = layer.get("class_name", "?")
@@ -215,8 +219,7 @@ def _layer_rows(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
         for k, w in enumerate(pz.stages):
             sub = name if len(pz.stages) == 1 else \
                 f"{name}/{('depthwise', 'pointwise')[k]}"
-            rows.append(_row(sub, cls, w, choices[(i, k)],
-                             ports.get((i, k), default)))
+            rows.append(_row(sub, cls, w, *next(engines)))
     return tuple(rows)
 
 
