@@ -92,9 +92,10 @@ def _levels(shares: np.ndarray) -> np.ndarray:
     # level; raising it to _BELOW_GRID first spares log2(0) and the cost
     # of silencing its warning.
     np.maximum(shares, _BELOW_GRID, out=shares)
-    k = np.ceil(-np.log2(shares) * LEVELS_PER_OCTAVE - 1e-9)
-    # np.clip's Python wrapper costs more than the rest together.
-    return np.minimum(np.maximum(k, 0), _MAX_LEVEL).astype(np.intp)
+    # log2(s) * -L is exactly -log2(s) * L. A share is at most 1, so k is
+    # at least ceil(-1e-9) = -0.0 and needs no clipping below.
+    k = np.ceil(np.log2(shares) * -LEVELS_PER_OCTAVE - 1e-9)
+    return np.minimum(k, _MAX_LEVEL).astype(np.intp)
 
 
 def alone(w: workload.Workload) -> bool:

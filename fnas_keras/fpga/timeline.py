@@ -66,8 +66,11 @@ def finish(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
             continue
         for k, w in enumerate(pz.stages):
             c = choices[(i, k)]
-            ins = [_bands(ins, w, 1 if c.tiling is None else c.tiling.Tr,
-                          c.cycles)]
+            band = 1 if c.tiling is None else c.tiling.Tr
+            if ins[0] is _START and len(ins) == 1:
+                ins = [_from_start(w, band, c.cycles)]
+            else:
+                ins = [_bands(ins, w, band, c.cycles)]
         ready.append(ins[0])
     return max(r.done[-1] for r in ready)
 
@@ -120,6 +123,16 @@ def _bands(ins: list[_Ready], w: workload.Workload, band: int,
         t = (t if t > x else x) + duration
         out.append(t)
     return _Ready(out, band, w.R, w.R)
+
+
+@functools.lru_cache(maxsize=4096)
+def _from_start(w: workload.Workload, band: int, cycles: int) -> _Ready:
+    """_bands of an engine that reads the network input.
+
+    Cached: it depends only on its own engine, and a network's first
+    engine is its longest run of bands (the full-size rows).
+    """
+    return _bands([_START], w, band, cycles)
 
 
 @functools.lru_cache(maxsize=4096)
