@@ -13,14 +13,14 @@ from fnas_keras import controller as controller_module
 from fnas_keras import storage
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "search_script.py")
-MAX_TRIALS = 5
-SPEC_MS = 0.3
+MAX_TRIALS = 6
+SPEC_MS = 0.22
 # Each run resumes the last; together they kill in every phase of a trial.
 KILLS = (
     "reject:3",  # a burst of rejections, before any trial exists
     "created:1",  # trial.json written, oracle.json not yet
     "midfit:1",  # inside model.fit
-    "reject:2",
+    "reject:1",  # a rejection between trials
     "reported:1",  # metrics reported, trial not ended
     "ended:1",  # trial ended, controller not yet rewarded
     "save:2",  # controller file written, oracle.json not yet

@@ -26,8 +26,8 @@ from fnas_keras import data
 from fnas_keras import oracle as oracle_module
 from fnas_keras import storage
 
-MAX_TRIALS = 5
-SPEC_MS = 0.3
+MAX_TRIALS = 6
+SPEC_MS = 0.22
 _counts: dict = {}
 
 
