@@ -77,8 +77,6 @@ def split(weights: Sequence[int], total: int, minimum: Sequence[int],
 def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
               device: devices.FpgaDevice, bits: int) -> report.LatencyReport:
     """FNAS mapping: an engine per workload, pipelined by row bands."""
-    keys = [(i, k) for i, pz in enumerate(parsed)
-            for k in range(len(pz.stages))]
     ws = [w for pz in parsed for w in pz.stages]
     budget, macs = _budgets(ws, device, bits)
     whole = tiling.ports(device, bits)
@@ -92,12 +90,14 @@ def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
                  for w, b, p in zip(ws, budget, ports)], 3 * whole.i)
     picked = [_choice(w, b, p, bits, lanes_cap)
               for w, b, p in zip(ws, budget, ports)]
+    slowest = dsp_used = bram_used = 0
+    for c in picked:
+        slowest = max(slowest, c.cycles)
+        dsp_used += c.dsp
+        bram_used += c.bram18
     return _report(layers, parsed, picked, device, bits, whole, "pipelined",
-                   latency=timeline.finish(layers, parsed,
-                                           dict(zip(keys, picked))),
-                   slowest=max((c.cycles for c in picked), default=0),
-                   dsp_used=sum(c.dsp for c in picked),
-                   bram_used=sum(c.bram18 for c in picked),
+                   latency=timeline.finish_in_order(layers, parsed, picked),
+                   slowest=slowest, dsp_used=dsp_used, bram_used=bram_used,
                    macs=macs, engine_ports=ports)
 
 
@@ -108,13 +108,15 @@ def _budgets(ws: list[workload.Workload], device: devices.FpgaDevice,
     A stream pass needs no share: None.
     """
     dpm = devices.dsp_per_mac(bits)
-    needs = [_needs(w, bits) for w in ws if w.kind == "conv"]
-    macs = [m for m, _ in needs]
-    dsp_share = split(macs, device.dsp, [math.ceil(dpm)] * len(needs), "DSP")
-    bram_share = split(macs, device.bram18, [b for _, b in needs], "BRAM18")
-    shares = iter([(int(d / dpm), b) for d, b in zip(dsp_share, bram_share)])
-    return ([next(shares) if w.kind == "conv" else None for w in ws],
-            sum(macs))
+    conv = [i for i, w in enumerate(ws) if w.kind == "conv"]
+    macs, least_bram = zip(*[_needs(ws[i], bits) for i in conv]) if conv \
+        else ((), ())
+    dsp_share = split(macs, device.dsp, [math.ceil(dpm)] * len(conv), "DSP")
+    bram_share = split(macs, device.bram18, least_bram, "BRAM18")
+    budget: list[tuple[int, int] | None] = [None] * len(ws)
+    for i, d, b in zip(conv, dsp_share, bram_share):
+        budget[i] = (int(d / dpm), b)
+    return budget, sum(macs)
 
 
 @functools.lru_cache(maxsize=4096)

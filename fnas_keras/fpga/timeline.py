@@ -53,6 +53,16 @@ def finish(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
         parsed: their workloads.
         choices: each engine's Choice, keyed by (layer, stage) index.
     """
+    return finish_in_order(layers, parsed, [
+        choices[(i, k)] for i, pz in enumerate(parsed)
+        for k in range(len(pz.stages))])
+
+
+def finish_in_order(layers: Sequence[dict],
+                    parsed: Sequence[workload.Parsed],
+                    picked: Sequence[tiling.Choice]) -> float:
+    """finish, with the Choices listed in stage order."""
+    engines = iter(picked)
     ready: list[_Ready] = []
     for i, (layer, pz) in enumerate(zip(layers, parsed)):
         inbound = layer.get("inbound")
@@ -64,8 +74,8 @@ def finish(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
             out_rows = workload.rows(layer["output_shape"])
             ready.append(_free(ins, out_rows, pz.row_shift))
             continue
-        for k, w in enumerate(pz.stages):
-            c = choices[(i, k)]
+        for w in pz.stages:
+            c = next(engines)
             band = 1 if c.tiling is None else c.tiling.Tr
             if ins[0] is _START and len(ins) == 1:
                 ins = [_from_start(w, band, c.cycles)]
