@@ -22,6 +22,7 @@ stable lexicographic sort of the whole grid.
 
 import bisect
 import functools
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -164,19 +165,19 @@ class _Front:
         tm, tn, blocks = g.tm[row, 0], g.tn[row, 0], g.blocks[row, col]
         cycles = cycles[row, col]
         final = np.lexsort((blocks, tm * tn, cycles))
-        self.tm, self.tn = tm[final].tolist(), tn[final].tolist()
-        self.tr = g.tr[0, col[final]].tolist()
-        self.tc = g.tc[0, col[final]].tolist()
+        # One gather and one conversion for all the integer columns.
+        ints = np.stack([tm, tn, g.tr[0, col], g.tc[0, col], blocks])
+        self.tm, self.tn, self.tr, self.tc, self.blocks = (
+            ints[:, final].tolist())
         self.cycles = cycles[final].tolist()
-        self.blocks = blocks[final].tolist()
         self.lanes = [a * b for a, b in zip(self.tm, self.tn)]
         # The fewest lanes and blocks of any entry up to each one, negated
         # so that they never fall: no entry before where a budget's bisect
         # lands fits it.
-        self._fewest_lanes = (-np.minimum.accumulate(tm[final] * tn[final])
-                              ).tolist()
-        self._fewest_blocks = (-np.minimum.accumulate(blocks[final])
-                               ).tolist()
+        self._fewest_lanes = [-v for v in itertools.accumulate(self.lanes,
+                                                               min)]
+        self._fewest_blocks = [-v for v in itertools.accumulate(self.blocks,
+                                                                min)]
         self.row_sizes = g.row_sizes
 
     def first_fit(self, lanes: int, bram: int) -> int:
@@ -230,14 +231,14 @@ def _staircase(g: _Grid, cycles: np.ndarray) -> tuple[np.ndarray, ...]:
     Each (row, group) offers its fastest column (np.argmin: the first);
     it is kept when it beats every earlier group of its row.
     """
+    if len(g.groups) == 1:  # one group per row: each row's fastest
+        return np.arange(len(cycles)), cycles.argmin(axis=1)
     starts = [s for s, _ in g.groups]
     fastest = np.minimum.reduceat(cycles, starts, axis=1)
     useful = np.ones(fastest.shape, dtype=bool)
     useful[:, 1:] = (fastest[:, 1:]
                      < np.minimum.accumulate(fastest, axis=1)[:, :-1])
     row, group = np.nonzero(useful)
-    if len(g.groups) == 1:
-        return row, cycles.argmin(axis=1)[row]
     first = np.column_stack([s + cycles[:, s:e].argmin(axis=1)
                              for s, e in g.groups])
     return row, first[row, group]

@@ -88,8 +88,9 @@ def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
         ports = bandwidth.share(
             ws, [_demand(w, b, p, bits, lanes_cap)
                  for w, b, p in zip(ws, budget, ports)], 3 * whole.i)
-    picked = [_choice(w, b, p, bits, lanes_cap)
-              for w, b, p in zip(ws, budget, ports)]
+    picked = [tiling.stream(w, p) if b is None else
+              engine.best_tiling(w, b[0], b[1], p, bits, lanes_cap, SLACK)
+              for w, b, p in zip(ws, budget, ports)]  # _choice, inlined
     slowest = dsp_used = bram_used = 0
     for c in picked:
         slowest = max(slowest, c.cycles)
