@@ -22,7 +22,6 @@ stable lexicographic sort of the whole grid.
 
 import bisect
 import functools
-import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -166,18 +165,16 @@ class _Front:
         cycles = cycles[row, col]
         final = np.lexsort((blocks, tm * tn, cycles))
         # One gather and one conversion for all the integer columns.
-        ints = np.stack([tm, tn, g.tr[0, col], g.tc[0, col], blocks])
-        self.tm, self.tn, self.tr, self.tc, self.blocks = (
-            ints[:, final].tolist())
+        ints = np.stack([tm, tn, g.tr[0, col], g.tc[0, col], blocks,
+                         tm * tn])[:, final]
+        self.tm, self.tn, self.tr, self.tc, self.blocks, self.lanes = (
+            ints.tolist())
         self.cycles = cycles[final].tolist()
-        self.lanes = [a * b for a, b in zip(self.tm, self.tn)]
-        # The fewest lanes and blocks of any entry up to each one, negated
+        # The fewest blocks and lanes of any entry up to each one, negated
         # so that they never fall: no entry before where a budget's bisect
         # lands fits it.
-        self._fewest_lanes = [-v for v in itertools.accumulate(self.lanes,
-                                                               min)]
-        self._fewest_blocks = [-v for v in itertools.accumulate(self.blocks,
-                                                                min)]
+        self._fewest_blocks, self._fewest_lanes = (
+            -np.minimum.accumulate(ints[4:], axis=1)).tolist()
         self.row_sizes = g.row_sizes
 
     def first_fit(self, lanes: int, bram: int) -> int:
