@@ -41,8 +41,6 @@ class _Ready(NamedTuple):
 
 
 _START = _Ready((0.0,), 1, 1, 1)  # a network input: every row ready at 0
-# An engine as the schedule sees it: workload, band rows, cycles.
-_Engine = tuple[workload.Workload, int, int]
 
 
 def finish(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
@@ -66,33 +64,24 @@ def finish_in_order(layers: Sequence[dict],
     """finish, with the Choices listed in stage order."""
     engines = iter(picked)
     ready: list[_Ready] = []
-    # Per layer, the (w, band, cycles) of the first engine of a chain that
-    # made its output (cached: _from_start, _after_start), else None.
-    first: list[_Engine | None] = []
     for i, (layer, pz) in enumerate(zip(layers, parsed)):
         inbound = layer.get("inbound")
         if inbound is None:
-            src = [i - 1] if i else []
+            ins = [ready[i - 1]] if i else [_START]
         else:
-            src = [j for j in inbound if 0 <= j < i]
-        ins = [ready[j] for j in src] or [_START]
+            ins = [ready[j] for j in inbound if 0 <= j < i] or [_START]
         if not pz.stages:
             out_rows = workload.rows(layer["output_shape"])
             ready.append(_free(ins, out_rows, pz.row_shift))
-            first.append(None)
             continue
-        head = first[src[0]] if len(src) == 1 else None
         for w in pz.stages:
             c = next(engines)
-            this = (w, 1 if c.tiling is None else c.tiling.Tr, c.cycles)
+            band = 1 if c.tiling is None else c.tiling.Tr
             if ins[0] is _START and len(ins) == 1:
-                ins, head = [_from_start(*this)], this
-            elif head is not None:
-                ins, head = [_after_start(*head, *this)], None
+                ins = [_from_start(w, band, c.cycles)]
             else:
-                ins = [_bands(ins, *this)]
+                ins = [_bands(ins, w, band, c.cycles)]
         ready.append(ins[0])
-        first.append(head)
     return max(r.done[-1] for r in ready)
 
 
@@ -154,16 +143,6 @@ def _from_start(w: workload.Workload, band: int, cycles: int) -> _Ready:
     engine is its longest run of bands (the full-size rows).
     """
     return _bands([_START], w, band, cycles)
-
-
-@functools.lru_cache(maxsize=16384)
-def _after_start(w0: workload.Workload, band0: int, cycles0: int,
-                 w: workload.Workload, band: int, cycles: int) -> _Ready:
-    """_bands of an engine whose only input is a first engine's output.
-
-    Cached for the same reason; deeper engines rarely repeat.
-    """
-    return _bands([_from_start(w0, band0, cycles0)], w, band, cycles)
 
 
 @functools.lru_cache(maxsize=4096)
