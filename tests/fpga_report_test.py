@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pickle
 
 import pytest
 
@@ -84,3 +85,14 @@ def test_plot_writes_a_png(report, tmp_path):
     path = tmp_path / "layers.png"
     report.plot(str(path))
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_lazy_layer_rows_match_and_pickle():
+    # The rows are built on first access; a pickle carries the builder.
+    first = fpga.analyze(LAYERS, "xc7z020")
+    again = pickle.loads(pickle.dumps(fpga.analyze(LAYERS, "xc7z020")))
+    assert isinstance(first.layers, tuple)
+    assert first.layers == again.layers
+    assert first == again
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.layers = ()

@@ -80,6 +80,9 @@ class LatencyReport:
         bits: word width.
         mapping: "pipelined" or "shared".
         layers: one LayerReport per engine or 0-cycle layer, in order.
+            May be given as a zero-argument callable that builds them: the
+            rows are then built on first access (a search reads only the
+            totals), and kept.
         ports: words per cycle on each memory port of the shared engine;
             in a pipelined report, the device's whole bandwidth split over
             three ports, which the engines share by traffic (see each
@@ -184,3 +187,30 @@ class LatencyReport:
         if path is not None:
             fig.savefig(path)
         return fig
+
+
+class _LazyRows:
+    """The data descriptor behind LatencyReport.layers.
+
+    The frozen dataclass's __init__ stores the field through
+    object.__setattr__, which calls __set__ here: a callable is kept as is
+    and called on the first read, whose tuple replaces it. Equality, repr,
+    asdict and replace all read the attribute, so they see the tuple.
+    """
+
+    _SLOT = "_layers"
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self._SLOT] = value
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self._SLOT]
+        if callable(value):
+            value = obj.__dict__[self._SLOT] = value()
+        return value
+
+
+# Installed after the dataclass is made, so that the field keeps no default.
+LatencyReport.layers = _LazyRows()  # type: ignore[assignment]

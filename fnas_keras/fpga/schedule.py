@@ -193,7 +193,11 @@ def _report(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
             slowest: int, dsp_used: int, bram_used: int, macs: int,
             engine_ports: Sequence[tiling.Ports] | None = None
             ) -> report.LatencyReport:
-    """The LatencyReport; `picked` and `engine_ports` in stage order."""
+    """The LatencyReport; `picked` and `engine_ports` in stage order.
+
+    Its layer rows are built on first access: a search reads only the
+    totals, and the rows cost as much as the rest of the schedule.
+    """
     latency_cycles = max(math.ceil(latency), 1)
     seconds = latency_cycles / device.clock_hz
     return report.LatencyReport(
@@ -201,8 +205,8 @@ def _report(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
         throughput_fps=device.clock_hz / max(slowest, 1),
         gops=2.0 * macs / seconds / 1e9, dsp_used=dsp_used,
         bram18_used=bram_used, device=device, bits=bits, mapping=mapping,
-        layers=_layer_rows(layers, parsed, picked,
-                           engine_ports or [p] * len(picked)),
+        layers=functools.partial(_layer_rows, tuple(layers), parsed,
+                                 picked, engine_ports or [p] * len(picked)),
         ports=p)
 
 
