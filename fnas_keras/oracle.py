@@ -158,6 +158,10 @@ class FNASOracle(lease.LeasedOracle):
                 over_spec += 1
                 self._reject(digest, values, decisions, verdict)
                 continue
+            if self._duplicate(values):  # Completed by the gate into one.
+                digest = self._compute_values_hash(values)
+                self._reward_duplicate(digest, decisions)
+                continue
             self._pending[trial_id] = {
                 "decisions": decisions,
                 "report": verdict.figures,

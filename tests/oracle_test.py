@@ -336,3 +336,21 @@ def test_trials_record_their_wall_time(tmp_path):
     start, end = oracle.trial_times[trial.trial_id]
     assert end >= start
     assert oracle_module.metric(trial, "wall_time_s") == end - start
+
+
+def test_a_child_completed_by_the_gate_into_a_tried_one_is_not_retrained(
+    tmp_path,
+):
+    def completing_gate(values):
+        values.setdefault("b", 5)  # As a build that registers a new hp.
+        return FakeReport(1.0)
+
+    hps = kt.HyperParameters()
+    hps.Choice("a", [1, 2])
+    oracle = make_oracle(tmp_path, gate=completing_gate, hps=hps,
+                         max_rejections=30)
+    statuses = [run_trial(oracle, 0.5).status for _ in range(3)]
+    assert statuses == ["COMPLETED", "COMPLETED", "STOPPED"]
+    trained = [t.hyperparameters.values for t in oracle.trials.values()]
+    assert sorted(v["a"] for v in trained) == [1, 2]
+    assert all(v["b"] == 5 for v in trained)
