@@ -107,8 +107,9 @@ def decision_values(hp, float_values: int = 10) -> list:
             count = hp._get_n_values()
             return [cast(hp._get_value_by_index(i)) for i in range(count)]
         probs = np.linspace(0.0, 1.0, float_values)
-        points = [cast(hp._sample_numerical_value(p)) for p in probs]
-        if hp.step is not None:
+        if hp.step is None:
+            points = [cast(hp._sample_numerical_value(p)) for p in probs]
+        else:  # Snapped to the step's grid; prob 1 is past its last value.
             points = [cast(hp.prob_to_value(min(p, 1 - 1e-9))) for p in probs]
         return list(dict.fromkeys(points))
     raise keras_tuner.errors.FatalValueError(
