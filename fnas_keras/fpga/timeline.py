@@ -64,24 +64,27 @@ def finish_in_order(layers: Sequence[dict],
     """finish, with the Choices listed in stage order."""
     engines = iter(picked)
     ready: list[_Ready] = []
+    last = _START  # the previous layer's output
     for i, (layer, pz) in enumerate(zip(layers, parsed)):
         inbound = layer.get("inbound")
-        if inbound is None:
-            ins = [ready[i - 1]] if i else [_START]
-        else:
-            ins = [ready[j] for j in inbound if 0 <= j < i] or [_START]
+        ins = None if inbound is None else (
+            [ready[j] for j in inbound if 0 <= j < i] or [_START])
+        # src: the one input of the next engine, or None to merge `ins`.
+        src = last if ins is None else ins[0] if len(ins) == 1 else None
         if not pz.stages:
             out_rows = workload.rows(layer["output_shape"])
-            ready.append(_free(ins, out_rows, pz.row_shift))
-            continue
+            last = _free(ins or [src], out_rows, pz.row_shift)
         for w in pz.stages:
             c = next(engines)
             band = 1 if c.tiling is None else c.tiling.Tr
-            if ins[0] is _START and len(ins) == 1:
-                ins = [_from_start(w, band, c.cycles)]
+            if src is _START:
+                src = _from_start(w, band, c.cycles)
+            elif src is None:
+                src = _bands(ins, w, band, c.cycles)
             else:
-                ins = [_bands(ins, w, band, c.cycles)]
-        ready.append(ins[0])
+                src = _chain(src, w, band, c.cycles)
+            last = src
+        ready.append(last)
     return max(r.done[-1] for r in ready)
 
 
@@ -101,6 +104,24 @@ def _free(ins: list[_Ready], out_rows: int, shift: int) -> _Ready:
     return _Ready([src.done[-1]], out_rows, out_rows, out_rows)
 
 
+def _chain(r: _Ready, w: workload.Workload, band: int,
+           cycles: int) -> _Ready:
+    """_bands of an engine with one input: the common case, kept lean."""
+    n_bands = -(-w.R // band)
+    duration = cycles / n_bands
+    step = band * w.S
+    first = step - w.S + w.D * (w.K - 1) - w.pad_top
+    done = r.done
+    out: list[float] = []
+    t = 0.0
+    for j in _last_reads(first, step, n_bands, r.shift, r.rows - 1,
+                         r.band):
+        x = done[j]
+        t = (t if t > x else x) + duration
+        out.append(t)
+    return _Ready(out, band, w.R, w.R)
+
+
 def _bands(ins: list[_Ready], w: workload.Workload, band: int,
            cycles: int) -> _Ready:
     """Runs one engine's row bands; returns its output's ready times.
@@ -108,27 +129,20 @@ def _bands(ins: list[_Ready], w: workload.Workload, band: int,
     The engine's cycles split evenly over its ceil(R / band) bands; band j
     starts at max(engine free, its inputs ready).
     """
+    if len(ins) == 1:
+        return _chain(ins[0], w, band, cycles)
     n_bands = -(-w.R // band)
     duration = cycles / n_bands
     first = (band - 1) * w.S + w.D * (w.K - 1) - w.pad_top
     step = band * w.S
-    out: list[float] = []
-    t = 0.0
-    if len(ins) == 1:
-        r = ins[0]
-        done = r.done
-        for j in _last_reads(first, step, n_bands, r.shift, r.rows - 1,
-                             r.band):
-            x = done[j]
-            t = (t if t > x else x) + duration
-            out.append(t)
-        return _Ready(out, band, w.R, w.R)
     need = None
     for r in ins:
         done = r.done
         ready = [done[j] for j in _last_reads(first, step, n_bands, r.shift,
                                                r.rows - 1, r.band)]
         need = ready if need is None else list(map(max, need, ready))
+    out: list[float] = []
+    t = 0.0
     for x in need:
         t = (t if t > x else x) + duration
         out.append(t)
