@@ -93,9 +93,14 @@ def _levels(shares: np.ndarray) -> np.ndarray:
     # of silencing its warning.
     np.maximum(shares, _BELOW_GRID, out=shares)
     # log2(s) * -L is exactly -log2(s) * L. A share is at most 1, so k is
-    # at least ceil(-1e-9) = -0.0 and needs no clipping below.
-    k = np.ceil(np.log2(shares) * -LEVELS_PER_OCTAVE - 1e-9)
-    return np.minimum(k, _MAX_LEVEL).astype(np.intp)
+    # at least ceil(-1e-9) = -0.0 and needs no clipping below. Each step
+    # in place: the same ufuncs, without an array per step.
+    k = np.log2(shares, out=shares)
+    k *= -LEVELS_PER_OCTAVE
+    k -= 1e-9
+    np.ceil(k, out=k)
+    np.minimum(k, _MAX_LEVEL, out=k)
+    return k.astype(np.intp)
 
 
 def alone(w: workload.Workload) -> bool:
@@ -130,7 +135,7 @@ def share(work: Sequence[workload.Workload], demands: Sequence[Traffic],
     weights = np.array([_NOTHING if a else d for a, d in zip(lone, demands)],
                        dtype=float) ** EXPONENT
     norm = np.add.reduce(weights, axis=None) or 1.0  # weights.sum()
-    levels = _levels(weights / norm).tolist()
+    levels = _levels(np.divide(weights, norm, out=weights)).tolist()
     return [whole if a else _on_grid(total, *k) for a, k in zip(lone, levels)]
 
 
