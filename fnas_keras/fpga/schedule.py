@@ -91,15 +91,12 @@ def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
     picked = [tiling.stream(w, p) if b is None else
               engine.best_tiling(w, b[0], b[1], p, bits, lanes_cap, SLACK)
               for w, b, p in zip(ws, budget, ports)]  # _choice, inlined
-    slowest = dsp_used = bram_used = 0
-    for c in picked:
-        slowest = max(slowest, c.cycles)
-        dsp_used += c.dsp
-        bram_used += c.bram18
+    # The Choice fields, as columns (no engine: all empty).
+    _, cycles, bram18, _, dsp = zip(*picked) if picked else ((),) * 5
     return _report(layers, parsed, picked, device, bits, whole, "pipelined",
                    latency=timeline.finish_in_order(layers, parsed, picked),
-                   slowest=slowest, dsp_used=dsp_used, bram_used=bram_used,
-                   macs=macs, engine_ports=ports)
+                   slowest=max(cycles, default=0), dsp_used=sum(dsp),
+                   bram_used=sum(bram18), macs=macs, engine_ports=ports)
 
 
 def _budgets(ws: list[workload.Workload], device: devices.FpgaDevice,
