@@ -19,6 +19,7 @@ import time
 
 import keras
 import tensorflow as tf
+import tiny_cnn
 
 import fnas_keras
 from fnas_keras import data
@@ -29,23 +30,8 @@ SPEC_MS = 0.5
 def build_model(hp):
     """A tiny CNN whose larger variants exceed SPEC_MS on the xc7z020."""
     model = keras.Sequential()
-    for i in range(hp.Int("num_layers", 1, 3)):
-        model.add(
-            keras.layers.Conv2D(
-                hp.Int(f"filters_{i}", 4, 16, step=12),
-                hp.Choice(f"kernel_{i}", [3, 5]),
-                padding="same",
-                activation="relu",
-            )
-        )
-    model.add(keras.layers.GlobalAveragePooling2D())
-    model.add(keras.layers.Dense(10, activation="softmax"))
-    model.compile(
-        optimizer="adam",
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
+    tiny_cnn.add_conv_stack(model, hp, max_layers=3)
+    return tiny_cnn.finish(model, "adam")
 
 
 def append(path: str, line: str) -> None:

@@ -20,6 +20,7 @@ import sys
 
 import keras
 import tensorflow as tf
+import tiny_cnn
 
 import fnas_keras
 from fnas_keras import data
@@ -45,23 +46,8 @@ def build_model(hp):
     """An mnist-like tiny CNN; the seed makes every fit repeatable."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((28, 28, 1))])
-    for i in range(hp.Int("num_layers", 1, 2)):
-        model.add(
-            keras.layers.Conv2D(
-                hp.Int(f"filters_{i}", 4, 16, step=12),
-                hp.Choice(f"kernel_{i}", [3, 5]),
-                padding="same",
-                activation="relu",
-            )
-        )
-    model.add(keras.layers.GlobalAveragePooling2D())
-    model.add(keras.layers.Dense(10, activation="softmax"))
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-2),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
+    tiny_cnn.add_conv_stack(model, hp, max_layers=2)
+    return tiny_cnn.finish(model, keras.optimizers.Adam(1e-2))
 
 
 class MidFit(keras.callbacks.Callback):

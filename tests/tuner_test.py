@@ -3,6 +3,7 @@
 import keras
 import keras_tuner as kt
 import pytest
+import tiny_cnn
 
 import fnas_keras
 from fnas_keras import data
@@ -15,26 +16,11 @@ def build_model(hp):
     loop count, Int with step, Choice, Boolean and a log Float with no step.
     """
     model = keras.Sequential()
-    for i in range(hp.Int("num_layers", 1, 3)):
-        model.add(
-            keras.layers.Conv2D(
-                hp.Int(f"filters_{i}", 4, 16, step=12),
-                hp.Choice(f"kernel_{i}", [3, 5]),
-                padding="same",
-                activation="relu",
-            )
-        )
+    tiny_cnn.add_conv_stack(model, hp, max_layers=3)
     if hp.Boolean("pool"):
         model.add(keras.layers.MaxPooling2D())
-    model.add(keras.layers.GlobalAveragePooling2D())
-    model.add(keras.layers.Dense(10, activation="softmax"))
     learning_rate = hp.Float("lr", 1e-3, 1e-2, sampling="log")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
+    return tiny_cnn.finish(model, keras.optimizers.Adam(learning_rate))
 
 
 def run_script(tuner_class, directory, **tuner_args):
