@@ -86,7 +86,8 @@ def run(device: str, bits: int, mapping: str, spec_ms: float,
         limit: analyse only the first `limit` architectures (0: all).
 
     Returns:
-        {"archs", "seconds", "archs_per_second", "latency_ms" (array),
+        {"archs", "seconds", "archs_per_second" (first pass, cold caches),
+        "archs_per_second_warm" (second pass), "latency_ms" (array),
         "meet_spec"}.
     """
     archs = list(mnist_space())
@@ -94,14 +95,25 @@ def run(device: str, bits: int, mapping: str, spec_ms: float,
         archs = archs[:limit]
     nets = [mnist_layers(a) for a in archs]  # built outside the timing
     dev = fpga.device(device)
+    latency, seconds = _timed_pass(nets, dev, bits, mapping)
+    # A search analyses many children in one process: after the first
+    # pass the tiling tables it built are reused, the model still runs.
+    _, warm_seconds = _timed_pass(nets, dev, bits, mapping)
+    return {"archs": len(nets), "seconds": seconds,
+            "archs_per_second": len(nets) / seconds,
+            "archs_per_second_warm": len(nets) / warm_seconds,
+            "latency_ms": latency,
+            "meet_spec": int((latency <= spec_ms).sum())}
+
+
+def _timed_pass(nets: list, dev: fpga.FpgaDevice, bits: int,
+                mapping: str) -> tuple[np.ndarray, float]:
+    """Latencies of every network, and the seconds that took."""
     start = time.perf_counter()
     latency = np.array([fpga.analyze(n, dev, bits=bits,
                                      mapping=mapping).latency_ms
                         for n in nets])
-    seconds = time.perf_counter() - start
-    return {"archs": len(nets), "seconds": seconds,
-            "archs_per_second": len(nets) / seconds, "latency_ms": latency,
-            "meet_spec": int((latency <= spec_ms).sum())}
+    return latency, time.perf_counter() - start
 
 
 def main(argv: list[str]) -> None:
@@ -112,7 +124,10 @@ def main(argv: list[str]) -> None:
     print(f"device: {_DEVICE.value} bits: {_BITS.value} mapping: "
           f"{_MAPPING.value}")
     print(f"archs: {out['archs']} in {out['seconds']:.3f} s")
-    print(f"archs_per_second: {out['archs_per_second']:.0f}")
+    print(f"archs_per_second: {out['archs_per_second']:.0f} (first pass, "
+          f"cold caches)")
+    print(f"archs_per_second_warm: {out['archs_per_second_warm']:.0f} "
+          f"(second pass, tiling tables reused)")
     print("latency_ms min/q1/median/q3/max: "
           + " / ".join(f"{v:.4f}" for v in q))
     print(f"meet_spec ({_SPEC.value:g} ms): {out['meet_spec']} of "

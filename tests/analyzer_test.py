@@ -26,7 +26,7 @@ def test_mnist_space_is_the_papers():
 def test_run_reports_the_figures():
     out = analyzer.run("xc7z020", 16, "pipelined", 1e9, limit=50)
     assert out["archs"] == 50 and out["meet_spec"] == 50
-    assert out["archs_per_second"] > 0
+    assert out["archs_per_second"] > 0 and out["archs_per_second_warm"] > 0
     assert (out["latency_ms"] > 0).all()
 
 
@@ -37,5 +37,6 @@ def test_main_runs_as_a_script():
          "--limit=50", "--latency_spec_ms=20", "--mapping=shared"],
         capture_output=True, text=True, check=True, timeout=300)
     assert "archs_per_second:" in result.stdout
+    assert "archs_per_second_warm:" in result.stdout
     assert "meet_spec (20 ms):" in result.stdout
     assert "archs: 50" in result.stdout
