@@ -15,6 +15,7 @@ Run:
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -90,20 +91,25 @@ def best_within(run: dict, spec_ms: float | None) -> tuple | None:
 
 
 def table(nas: dict, fnas_runs: dict[float, dict]) -> str:
-    """The paper's comparison, one row per spec."""
+    """The paper's comparison, one row per spec.
+
+    acc_loss_pts compares FNAS with NAS's most accurate child, whatever its
+    latency (the paper's measure); nas_in_spec is NAS's best child within
+    the spec, what an accuracy-only search offers a user bound by it.
+    """
     head = (f"{'spec_ms':>8} | {'NAS lat/spec':>12} {'acc':>6} "
-            f"{'time_s':>7} {'trained':>7} | {'FNAS lat/spec':>13} "
-            f"{'acc':>6} {'time_s':>7} {'trained':>7} {'rejected':>8} | "
-            f"{'acc_loss_pts':>12} {'speedup':>7}")
+            f"{'time_s':>7} {'trained':>7} {'nas_in_spec':>11} | "
+            f"{'FNAS lat/spec':>13} {'acc':>6} {'time_s':>7} {'trained':>7} "
+            f"{'rejected':>8} | {'acc_loss_pts':>12} {'speedup':>7}")
     lines = [head, "-" * len(head)]
     nas_acc, nas_lat = best_within(nas, None)
     for spec, run in fnas_runs.items():
-        best = best_within(run, spec)
-        f_acc, f_lat = best if best else (float("nan"), float("nan"))
+        f_acc, f_lat = best_within(run, spec) or (math.nan, math.nan)
+        in_spec, _ = best_within(nas, spec) or (math.nan, math.nan)
         loss = 100 * (nas_acc - f_acc)
         lines.append(
             f"{spec:>8g} | {nas_lat / spec:>11.2f}x {nas_acc:>6.3f} "
-            f"{nas['wall_s']:>7.0f} {nas['trained']:>7} | "
+            f"{nas['wall_s']:>7.0f} {nas['trained']:>7} {in_spec:>11.3f} | "
             f"{f_lat / spec:>12.2f}x {f_acc:>6.3f} {run['wall_s']:>7.0f} "
             f"{run['trained']:>7} {run['rejected']:>8} | "
             f"{loss:>12.2f} {nas['wall_s'] / run['wall_s']:>6.2f}x"
