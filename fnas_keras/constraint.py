@@ -7,11 +7,11 @@ against a latency spec and caches it per architecture.
 """
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from fnas_keras import fpga
+from fnas_keras import validation
 
 
 def layer_dicts(model: Any) -> list[dict]:
@@ -137,7 +137,8 @@ class LatencyConstraint:
 
     Args:
         device: an FpgaDevice or a catalogue name.
-        latency_spec_ms: the spec in milliseconds, positive and finite.
+        latency_spec_ms: the spec in milliseconds, positive and finite;
+            None only measures (every network passes).
         bits: word width, 8, 16 or 32.
         mapping: "pipelined" or "shared".
         input_shape: the input shape without the batch dim, used to build a
@@ -155,17 +156,15 @@ class LatencyConstraint:
     """
 
     def __init__(self, device: "str | fpga.FpgaDevice",
-                 latency_spec_ms: float, bits: int = 16,
+                 latency_spec_ms: float | None, bits: int = 16,
                  mapping: str = "pipelined",
                  input_shape: Sequence[int] | None = None) -> None:
-        spec = latency_spec_ms
-        if (isinstance(spec, bool) or not isinstance(spec, (int, float))
-                or not math.isfinite(spec) or spec <= 0):
-            raise ValueError(f"latency_spec_ms must be a positive finite "
-                             f"number, got {spec!r}")
         fpga.check(device, bits, mapping)
         self.device = fpga.device(device)
-        self.latency_spec_ms = float(spec)
+        self.latency_spec_ms = None
+        if latency_spec_ms is not None:
+            self.latency_spec_ms = validation.positive_number(
+                "latency_spec_ms", latency_spec_ms)
         self.bits = bits
         self.mapping = mapping
         self.input_shape = None if input_shape is None else tuple(input_shape)
@@ -177,7 +176,7 @@ class LatencyConstraint:
         """Verdict for a Keras model, building it on input_shape if needed.
 
         Returns:
-            (latency <= spec, the LatencyReport).
+            (latency <= spec, or True with no spec; the LatencyReport).
 
         Raises:
             ValueError: the model is not built and no input shape is known,
@@ -198,7 +197,8 @@ class LatencyConstraint:
         self._misses += 1
         report = fpga.analyze(list(layers), self.device, bits=self.bits,
                               mapping=self.mapping)
-        verdict = (report.latency_ms <= self.latency_spec_ms, report)
+        spec = self.latency_spec_ms
+        verdict = (spec is None or report.latency_ms <= spec, report)
         self._cache[key] = verdict
         return verdict
 

@@ -16,7 +16,6 @@ tuner.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import time
 from typing import Any
@@ -28,6 +27,7 @@ import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 
 from fnas_keras import resume
+from fnas_keras import validation
 
 TrialStatus = trial_module.TrialStatus
 
@@ -279,10 +279,4 @@ def checked_timeout(timeout_s: Any) -> float:
     Raises:
         ValueError: If it is not a finite number > 0.
     """
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)):
-        raise ValueError(f"trial_timeout_s must be a number, got {timeout_s!r}")
-    if not (math.isfinite(timeout_s) and timeout_s > 0):
-        raise ValueError(
-            f"trial_timeout_s must be a finite number > 0, got {timeout_s!r}"
-        )
-    return float(timeout_s)
+    return validation.positive_number("trial_timeout_s", timeout_s)

@@ -23,6 +23,7 @@ from fnas_keras import lease
 from fnas_keras import progress
 from fnas_keras import reward as reward_module
 from fnas_keras import storage
+from fnas_keras import validation
 
 TrialStatus = trial_module.TrialStatus
 
@@ -477,10 +478,4 @@ def checked_spec(spec: float | None) -> float | None:
     """
     if spec is None:
         return None
-    if isinstance(spec, bool) or not isinstance(spec, (int, float)):
-        raise ValueError(f"latency_spec_ms must be a number, got {spec!r}")
-    if not (math.isfinite(spec) and spec > 0):
-        raise ValueError(
-            f"latency_spec_ms must be a finite number > 0, got {spec!r}"
-        )
-    return float(spec)
+    return validation.positive_number("latency_spec_ms", spec)

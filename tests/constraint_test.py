@@ -161,3 +161,11 @@ def test_keras_applications_on_zcu102(app_layers, mapping):
     macs = {"MobileNetV2": 0.3e9, "ResNet50": 3.9e9, "VGG16": 15.5e9,
             "EfficientNetB0": 0.39e9, "DenseNet121": 2.9e9}[name]
     assert report.macs == pytest.approx(macs, rel=0.15)
+
+
+def test_no_spec_only_measures():
+    gate = constraint.LatencyConstraint("xc7z020", None)
+    layers = [{"class_name": "Dense", "config": {"units": 4},
+               "input_shape": (None, 8), "output_shape": (None, 4)}]
+    ok, report = gate.check_layers(layers)
+    assert ok and report.latency_ms > 0

@@ -186,3 +186,13 @@ def test_gate_completes_the_values_it_judged(tmp_path):
     hp.values = dict(values)
     _, again = tuner.constraint.check(build_model(hp))
     assert again.latency_ms == report.latency_ms
+
+
+@pytest.mark.slow
+def test_a_device_without_a_spec_measures_every_child(tmp_path):
+    tuner = run_script(fnas_keras.FNAS, tmp_path, max_trials=2,
+                       device="xc7z020", seed=1)
+    assert tuner.rejected() == []
+    rows = tuner.trials_table()
+    assert len(rows) == 2
+    assert all(row["latency_ms"] > 0 for row in rows)
