@@ -28,6 +28,13 @@ Gate = Callable[[dict], "fpga.LatencyReport | None"]
 REPORT_METRICS = ("latency_ms", "dsp_used", "bram18_used", "throughput_fps")
 
 
+def metric(trial, name: str) -> float | None:
+    """The last value of a trial's metric, or None if it has none."""
+    if not trial.metrics.exists(name):
+        return None
+    return trial.metrics.get_last_value(name)
+
+
 class Verdict(NamedTuple):
     """The gate's judgement of one child."""
 

@@ -336,7 +336,7 @@ class FNASOracle(lease.LeasedOracle):
         accuracy = trial.score
         if self.objective.direction == "min":
             accuracy = -accuracy
-        latency = metric(trial, "latency_ms")
+        latency = gate_module.metric(trial, "latency_ms")
         result = reward_module.trained(
             self.reward_rule, accuracy, latency, spec, self._accuracy_baseline
         )
@@ -357,7 +357,7 @@ class FNASOracle(lease.LeasedOracle):
 
     def meets_spec(self, trial) -> bool:
         """Whether a trial's latency is within the spec (or none is set)."""
-        latency = metric(trial, "latency_ms")
+        latency = gate_module.metric(trial, "latency_ms")
         spec = self.latency_spec_ms
         if not self.enforce_spec or spec is None or latency is None:
             return True
@@ -452,13 +452,6 @@ def _attach_report(trial, figures: dict | None) -> None:
         if not trial.metrics.exists(name):  # A retried trial has them.
             trial.metrics.register(name, direction="min")
             trial.metrics.update(name, value)
-
-
-def metric(trial, name: str) -> float | None:
-    """The last value of a trial's metric, or None if it has none."""
-    if not trial.metrics.exists(name):
-        return None
-    return trial.metrics.get_last_value(name)
 
 
 def _min(a: float | None, b: float) -> float:

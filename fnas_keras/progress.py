@@ -13,6 +13,8 @@ import os
 import tensorflow as tf
 from keras_tuner.src.engine import oracle as oracle_module
 
+from fnas_keras import gate
+
 _FLUSH_EVERY = 50
 
 
@@ -94,7 +96,7 @@ class LineDisplay(oracle_module.Display):
         number = self.trial_number[trial.trial_id]
         total = self.oracle.max_trials
         score = "-" if trial.score is None else f"{trial.score:.4f}"
-        latency = _last(trial, "latency_ms")
+        latency = gate.metric(trial, "latency_ms")
         shown = "" if latency is None else f", latency {latency:.3f} ms"
         print(
             f"Trial {number}/{total} {trial.status.lower()}: "
@@ -103,8 +105,3 @@ class LineDisplay(oracle_module.Display):
             flush=True,
         )
 
-
-def _last(trial, name: str) -> float | None:
-    if not trial.metrics.exists(name):
-        return None
-    return trial.metrics.get_last_value(name)

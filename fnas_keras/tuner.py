@@ -304,7 +304,7 @@ class FNAS(keras_tuner.Tuner):
                 "score": trial.score,
             }
             for name in (*_COLUMNS, "wall_time_s"):
-                row[name] = oracle_module.metric(trial, name)
+                row[name] = gate.metric(trial, name)
             row["values"] = dict(trial.hyperparameters.values)
             rows.append(row)
         return rows
@@ -321,7 +321,7 @@ class FNAS(keras_tuner.Tuner):
         header = f"{'trial':>6} {'score':>8} {'latency_ms':>11} "
         print(header + f"{'DSP':>6} {'BRAM18':>7}  hyperparameters")
         for trial in self.oracle.get_best_trials(num_trials):
-            figures = [oracle_module.metric(trial, n) for n in _COLUMNS]
+            figures = [gate.metric(trial, n) for n in _COLUMNS]
             latency, dsp, bram = (_fmt(v) for v in figures)
             print(
                 f"{trial.trial_id:>6} {_fmt(trial.score):>8} {latency:>11} "
