@@ -87,3 +87,11 @@ def test_peak_gops_is_two_ops_per_lane_per_cycle():
     dev = fpga.device("zcu102")
     assert dev.peak_gops(16) == pytest.approx(2 * 2520 * 100e6 / 1e9)
     assert dev.peak_gops(8) == pytest.approx(2 * 5040 * 100e6 / 1e9)
+
+
+def test_catalogue_parts_carry_their_full_part_number():
+    for name, dev in fpga.devices().items():
+        assert dev.part.startswith(name), (name, dev.part)
+    assert fpga.device("pynq-z1").part == "xc7z020clg400-1"
+    assert fpga.FpgaDevice("mine", dsp=1, bram18=1, clock_mhz=1,
+                           dram_gbps=1).part == ""

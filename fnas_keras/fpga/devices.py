@@ -53,6 +53,8 @@ class FpgaDevice:
         dram_gbps: sustained DRAM bandwidth in GB/s (1e9 bytes per second),
             shared by all memory ports.
         board: the board the part sits on, for display only.
+        part: the full part number that vendor tools take (package, speed
+            grade), e.g. "xc7z020clg400-1"; empty when unknown.
         assumptions: how clock and bandwidth were chosen, for the report.
 
     Raises:
@@ -73,6 +75,7 @@ class FpgaDevice:
     dram_gbps: float
     board: str = ""
     assumptions: str = "user-defined device"
+    part: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -108,34 +111,42 @@ class FpgaDevice:
 
 
 def _part(name: str, board: str, dsp: int, bram36: int, clock_mhz: float,
-          dram_gbps: float, why: str) -> FpgaDevice:
+          dram_gbps: float, why: str, part: str) -> FpgaDevice:
     return FpgaDevice(name=name, dsp=dsp, bram18=bram36 * _BRAM18_PER_BRAM36,
                       clock_mhz=clock_mhz, dram_gbps=dram_gbps, board=board,
-                      assumptions=why)
+                      assumptions=why, part=part)
 
 
 _CATALOGUE: dict[str, FpgaDevice] = {
     d.name: d for d in (
         _part("xc7z020", "PYNQ-Z1 / ZedBoard", 220, 140, 100, 1.2,
               "100 MHz and 2 words/cycle per port at 16 bits, as the FNAS "
-              "reference code (3 ports x 2 x 2 B x 100 MHz = 1.2 GB/s)"),
+              "reference code (3 ports x 2 x 2 B x 100 MHz = 1.2 GB/s)",
+              "xc7z020clg400-1"),
         _part("xc7a50t", "Arty A7", 120, 75, 100, 0.67,
-              "100 MHz; half the peak of 16-bit DDR3L at 667 MT/s"),
+              "100 MHz; half the peak of 16-bit DDR3L at 667 MT/s",
+              "xc7a50ticsg324-1L"),
         _part("xc7z045", "ZC706", 900, 545, 100, 2.1,
-              "100 MHz; half the 4.2 GB/s peak of the PS DDR3"),
+              "100 MHz; half the 4.2 GB/s peak of the PS DDR3",
+              "xc7z045ffg900-2"),
         _part("xczu3eg", "Ultra96", 360, 216, 100, 2.1,
-              "100 MHz; half the peak of 32-bit LPDDR4 at 1066 MT/s"),
+              "100 MHz; half the peak of 32-bit LPDDR4 at 1066 MT/s",
+              "xczu3eg-sbva484-1-e"),
         _part("xczu9eg", "ZCU102", 2520, 912, 100, 8.5,
               "100 MHz as the authors' ZCU102 work; half the peak of "
-              "64-bit PS DDR4 at 2133 MT/s"),
+              "64-bit PS DDR4 at 2133 MT/s",
+              "xczu9eg-ffvb1156-2-e"),
         _part("xc7vx485t", "VC707", 2800, 1030, 100, 6.4,
-              "100 MHz; half the peak of 64-bit DDR3 at 1600 MT/s"),
+              "100 MHz; half the peak of 64-bit DDR3 at 1600 MT/s",
+              "xc7vx485tffg1761-2"),
         _part("xcvu9p", "VCU118", 6840, 2160, 200, 9.6,
               "200 MHz; half the peak of one 64-bit DDR4-2400 channel; "
-              "URAM not used"),
+              "URAM not used",
+              "xcvu9p-flga2104-2L-e"),
         _part("xcu250", "Alveo U250", 12288, 2688, 200, 38.5,
               "200 MHz; half the peak of 4 x DDR4 at 19.25 GB/s; URAM not "
-              "used"),
+              "used",
+              "xcu250-figd2104-2L-e"),
     )
 }
 
