@@ -1,9 +1,11 @@
 """The latency gate: what a child goes through before it may train.
 
-The tuner builds each sampled child with placeholder weights (no fit) on
-the input shape read from the search data; the oracle runs that build
-through the latency model and judges the report against the spec. A child
-over the spec is rejected and never trained.
+The tuner turns each sampled child into layer dicts: a preset child
+(`FNASHyperModel`) straight from its hyperparameter values, any other one
+by building it with placeholder weights (no fit) on the input shape read
+from the search data. The oracle runs the dicts through the latency model
+and judges the report against the spec. A child over the spec is rejected
+and never trained.
 """
 
 from __future__ import annotations
@@ -111,14 +113,6 @@ def placeholder_weights() -> Iterator[None]:
         yield
     finally:
         variable._initialize_with_initializer = original
-
-
-def has_inputs(model: Any) -> bool:
-    """Whether a Keras model knows its inputs (and so its input shape)."""
-    try:
-        return bool(model.inputs)
-    except (AttributeError, ValueError):
-        return False
 
 
 def infer_input_shape(

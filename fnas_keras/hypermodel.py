@@ -3,12 +3,20 @@
 Each searched layer `i` exposes Choice hyperparameters with stable names:
 `conv_{i}/kernel`, `conv_{i}/filters` and, where the preset searches it,
 `conv_{i}/stride`. See FNAS_NOTES §2 for where each space comes from.
+
+The fast path: `layer_dicts(values)` gives a child's layer dicts straight
+from its hyperparameter values, equal to those read from the built model,
+so the latency gate and the space report never build a preset child.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from typing import Any
+from typing import Mapping
+from typing import NamedTuple
 from typing import Sequence
 
 import keras
@@ -147,24 +155,10 @@ class FNASHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         """Builds and compiles one child network for the values in `hp`."""
-        space = self.space
-        layers = [keras.Input(shape=space.input_shape)]
-        if space.stem_filters:
-            layers += _conv(space.stem_filters, 3, 2, space.batch_norm)
-        for i in range(space.num_layers):
-            kernel = hp.Choice(f"conv_{i}/kernel", list(space.kernel_sizes))
-            width = hp.Choice(f"conv_{i}/filters", list(space.filters))
-            stride = space.strides[0]
-            if len(space.strides) > 1:
-                stride = hp.Choice(f"conv_{i}/stride", list(space.strides))
-            layers += _conv(width, kernel, stride, space.batch_norm)
-        if space.head == "flatten":
-            layers.append(keras.layers.Flatten())
-        else:
-            layers.append(keras.layers.GlobalAveragePooling2D())
-        layers.append(
-            keras.layers.Dense(space.num_classes, activation="softmax")
-        )
+        values = {name: hp.Choice(name, list(choices))
+                  for name, choices in self.choices()}
+        layers = [keras.Input(shape=self.space.input_shape)]
+        layers += [_new_layer(*layer) for layer in self._plan(values)]
         # One constructor call builds the model once; Sequential.add would
         # rebuild it after every layer.
         model = keras.Sequential(layers, name="child")
@@ -175,13 +169,163 @@ class FNASHyperModel(keras_tuner.HyperModel):
         )
         return model
 
+    def choices(self) -> list[tuple[str, tuple]]:
+        """Each searched hyperparameter's name and choices, in build order.
 
-def _conv(filters: int, kernel: int, stride: int, batch_norm: bool) -> list:
+        The first choice is the default, as for `hp.Choice`.
+        """
+        return list(_choices(self.space))
+
+    def complete(self, values: Mapping[str, Any]) -> dict:
+        """A child's value of every searched hyperparameter.
+
+        Args:
+            values: Hyperparameter values; a missing one takes its default,
+                as `build` gives it.
+
+        Returns:
+            name -> value for every name of `choices()`, in order.
+        """
+        return {name: values.get(name, choices[0])
+                for name, choices in _choices(self.space)}
+
+    def child_key(self, values: Mapping[str, Any]) -> tuple:
+        """A child's identity for caches: its space and completed values."""
+        return (self.space, *self.complete(values).values())
+
+    def layer_dicts(self, values: Mapping[str, Any]) -> list[dict]:
+        """The child's layer dicts, straight from its values (no Keras build).
+
+        Equal to `keras_reader.layer_dicts(self.build(hp))` for hp holding
+        `values`: same class names, configs, shapes, names and inbound
+        indices, so the latency model gives the same report.
+
+        Args:
+            values: Hyperparameter values, completed as by `complete`.
+
+        Returns:
+            The layer dicts, the InputLayer first.
+        """
+        shape = (None, *self.space.input_shape)
+        out = [{"class_name": "InputLayer", "name": "input_0", "config": {},
+                "input_shape": shape, "output_shape": shape, "inbound": []}]
+        policy = keras.config.dtype_policy().name
+        for kind, name, args in self._plan(self.complete(values)):
+            class_name, config = _config(kind, args, policy)
+            after = _output_shape(kind, args, shape)
+            out.append({"class_name": class_name, "name": name,
+                        "config": {**config, "name": name},
+                        "input_shape": shape, "output_shape": after,
+                        "inbound": [len(out) - 1]})
+            shape = after
+        return out
+
+    def _plan(self, values: Mapping[str, Any]) -> list[_Layer]:
+        """The child's layers after the Input, one recipe for both paths."""
+        space = self.space
+        plan = []
+        if space.stem_filters:
+            plan += _conv("stem", space.stem_filters, 3, 2, space.batch_norm)
+        for i in range(space.num_layers):
+            stride = values.get(f"conv_{i}/stride", space.strides[0])
+            plan += _conv(f"conv_{i}", values[f"conv_{i}/filters"],
+                          values[f"conv_{i}/kernel"], stride,
+                          space.batch_norm)
+        head = "flatten" if space.head == "flatten" else "global_pool"
+        plan.append(_Layer(space.head, head, ()))
+        plan.append(_Layer("dense", "classifier", (space.num_classes,)))
+        return plan
+
+
+def fast_path(hypermodel: Any) -> FNASHyperModel | None:
+    """The hypermodel when its children's layer dicts need no build.
+
+    Args:
+        hypermodel: What a tuner holds: a HyperModel, or keras-tuner's
+            wrapper of a `build_model(hp)` function.
+
+    Returns:
+        The FNASHyperModel, or None when the child must be built: any other
+        hypermodel, or a subclass whose own `build` the dicts would not
+        describe.
+    """
+    if (isinstance(hypermodel, FNASHyperModel)
+            and type(hypermodel).build is FNASHyperModel.build):
+        return hypermodel
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _choices(space: SearchSpace) -> tuple[tuple[str, tuple], ...]:
+    out = []
+    for i in range(space.num_layers):
+        out.append((f"conv_{i}/kernel", space.kernel_sizes))
+        out.append((f"conv_{i}/filters", space.filters))
+        if len(space.strides) > 1:
+            out.append((f"conv_{i}/stride", space.strides))
+    return tuple(out)
+
+
+class _Layer(NamedTuple):
+    """One layer of a child: what `_new_layer` makes, with its name."""
+
+    kind: str
+    name: str
+    args: tuple
+
+
+def _conv(name: str, filters: int, kernel: int, stride: int,
+          batch_norm: bool) -> list[_Layer]:
     """One searched layer: Conv -> ReLU (-> BatchNorm), as in FNAS_NOTES §2."""
-    conv = keras.layers.Conv2D(
-        filters, kernel, strides=stride, padding="same", activation="relu"
-    )
-    return [conv, keras.layers.BatchNormalization()] if batch_norm else [conv]
+    conv = _Layer("conv", name, (filters, kernel, stride))
+    if not batch_norm:
+        return [conv]
+    return [conv, _Layer("batch_norm", f"{name}_bn", ())]
+
+
+def _new_layer(kind: str, name: str, args: tuple) -> keras.layers.Layer:
+    """The Keras layer of one recipe entry."""
+    if kind == "conv":
+        filters, kernel, stride = args
+        return keras.layers.Conv2D(filters, kernel, strides=stride,
+                                   padding="same", activation="relu",
+                                   name=name)
+    if kind == "batch_norm":
+        return keras.layers.BatchNormalization(name=name)
+    if kind == "flatten":
+        return keras.layers.Flatten(name=name)
+    if kind == "gap":
+        return keras.layers.GlobalAveragePooling2D(name=name)
+    return keras.layers.Dense(args[0], activation="softmax", name=name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _config(kind: str, args: tuple, policy: str) -> tuple[str, dict]:
+    """Class name and `get_config()` of a layer, made once per distinct one.
+
+    The config is read from a Keras layer object that is constructed but
+    never built (no weights), so it is exactly what a built child reports;
+    `policy` (the global dtype policy, which the config records) keys it.
+    """
+    del policy
+    layer = _new_layer(kind, "template", args)
+    return type(layer).__name__, layer.get_config()
+
+
+def _output_shape(kind: str, args: tuple, shape: tuple) -> tuple:
+    """A layer's output shape (batch dim first) from its input shape."""
+    if kind == "conv":
+        filters, _, stride = args
+        _, h, w, _ = shape
+        # padding="same": ceil(size / stride).
+        return (None, -(-h // stride), -(-w // stride), filters)
+    if kind == "flatten":
+        return (None, math.prod(shape[1:]))
+    if kind == "gap":
+        return (None, shape[-1])
+    if kind == "dense":
+        return (None, args[0])
+    return shape
 
 
 def _as_tuples(overrides: dict) -> dict:

@@ -1,8 +1,10 @@
 """Space report: how much of a search space meets the spec, before training.
 
-For a space whose hyperparameters are all Choices, every architecture is
-built (never fitted) and analysed; a space too large to enumerate is sampled
-uniformly instead.
+Every architecture of the space the controller searches (each
+hyperparameter's decision values) is analysed, or a uniform sample of a
+space too large to enumerate. A preset child (`FNASHyperModel`) gives its
+layer dicts straight from its values; any other is built (never fitted)
+with placeholder weights.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import Any
 import keras_tuner
 import numpy as np
 
+from fnas_keras import decisions
 from fnas_keras import fpga
+from fnas_keras import gate
+from fnas_keras import hypermodel as hypermodel_module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,46 +69,63 @@ class SpaceReport:
         )
 
 
+# Architectures enumerated by default: a preset child costs the latency
+# model alone, a built one a Keras build as well.
+ENUMERATE_PRESET = 20_000
+ENUMERATE_BUILT = 1_000
+
+
 def report(
     hypermodel: Any,
     hyperparameters: keras_tuner.HyperParameters,
     constraint: Any,
     *,
-    max_enumerate: int = 1000,
+    max_enumerate: int | None = None,
     samples: int = 300,
     seed: int = 0,
+    float_values: int = 10,
 ) -> SpaceReport:
-    """Builds and analyses the architectures of an all-Choice space.
+    """Analyses the architectures of a search space.
 
     Args:
         hypermodel: A keras-tuner HyperModel (or what `get_hypermodel` wraps).
         hyperparameters: The space, as the tuner's oracle holds it.
         constraint: A `LatencyConstraint` giving the device and the spec.
-        max_enumerate: Enumerate the space when it is at most this large.
+        max_enumerate: Enumerate the space when it is at most this large;
+            by default `ENUMERATE_PRESET` for an `FNASHyperModel` (whose
+            children are never built) and `ENUMERATE_BUILT` otherwise.
         samples: How many architectures to sample from a larger space.
         seed: Seed of that sample.
+        float_values: Points each Float or step-less Int is discretised
+            into, as the controller does.
 
     Returns:
         A SpaceReport.
 
     Raises:
         ValueError: If there is no constraint, the space is empty, or a
-            hyperparameter is not a Choice, Boolean or Fixed.
+            hyperparameter has a type the search cannot take.
     """
     if constraint is None:
         raise ValueError("a space report needs a device and a latency spec")
-    names, choices = _choices(hyperparameters)
+    names, choices = _choices(hyperparameters, float_values)
     size = math.prod(len(c) for c in choices)
+    preset = hypermodel_module.fast_path(hypermodel)
+    if max_enumerate is None:
+        max_enumerate = (ENUMERATE_BUILT if preset is None
+                         else ENUMERATE_PRESET)
     if size <= max_enumerate:
         combos = list(itertools.product(*choices))
     else:
         rng = np.random.default_rng(seed)
         combos = [tuple(c[rng.integers(len(c))] for c in choices)
                   for _ in range(samples)]
-    latencies = [
-        _latency(hypermodel, hyperparameters, constraint, dict(zip(names, c)))
-        for c in combos
-    ]
+    if preset is not None:
+        latencies = [_preset_latency(preset, constraint, dict(zip(names, c)))
+                     for c in combos]
+    else:
+        latencies = [_built_latency(hypermodel, hyperparameters, constraint,
+                                    dict(zip(names, c))) for c in combos]
     best = int(np.argmin(latencies))
     spec = constraint.latency_spec_ms
     return SpaceReport(
@@ -118,34 +140,34 @@ def report(
     )
 
 
-def _choices(hyperparameters: keras_tuner.HyperParameters):
-    """Names and value lists of an all-Choice space."""
-    hp_types = keras_tuner.engine.hyperparameters
-    names, choices = [], []
-    for hp in hyperparameters.space:
-        if isinstance(hp, hp_types.Boolean):
-            values = [False, True]
-        elif isinstance(hp, hp_types.Fixed):
-            values = [hp.value]
-        elif isinstance(hp, hp_types.Choice):
-            values = list(hp.values)
-        else:
-            raise ValueError(
-                f"a space report needs Choice hyperparameters; {hp.name!r} is "
-                f"a {type(hp).__name__}"
-            )
-        names.append(hp.name)
-        choices.append(values)
+def _choices(hyperparameters: keras_tuner.HyperParameters,
+             float_values: int) -> tuple[list, list]:
+    """Names and decision values of every hyperparameter of the space."""
+    names = [hp.name for hp in hyperparameters.space]
     if not names:
         raise ValueError("the search space is empty: nothing to report")
+    choices = [decisions.decision_values(hp, float_values)
+               for hp in hyperparameters.space]
     return names, choices
 
 
-def _latency(hypermodel, hyperparameters, constraint, values: dict) -> float:
+def _preset_latency(preset, constraint, values: dict) -> float:
+    try:
+        _, latency_report = constraint.check_layers(
+            preset.layer_dicts(values), preset.child_key(values))
+    except fpga.ResourceError:
+        return math.inf
+    return latency_report.latency_ms
+
+
+def _built_latency(hypermodel, hyperparameters, constraint,
+                   values: dict) -> float:
     hp = hyperparameters.copy()
     hp.values = values
     try:
-        _, latency_report = constraint.check(hypermodel.build(hp))
+        with gate.placeholder_weights():
+            model = hypermodel.build(hp)
+        _, latency_report = constraint.check(model)
     except fpga.ResourceError:
         return math.inf
     return latency_report.latency_ms

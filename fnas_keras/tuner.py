@@ -15,6 +15,8 @@ from keras_tuner.src.distribute import utils as dist_utils
 from fnas_keras import constraint as constraint_module
 from fnas_keras import fpga
 from fnas_keras import gate
+from fnas_keras import hypermodel as hypermodel_module
+from fnas_keras import keras_reader
 from fnas_keras import lease
 from fnas_keras import oracle as oracle_module
 from fnas_keras import progress
@@ -38,7 +40,9 @@ class FNAS(keras_tuner.Tuner):
         device: An `fpga.FpgaDevice` or a catalogue name such as "xc7z020".
         latency_spec_ms: The latency spec in milliseconds.
         bits: Datapath width: 8, 16 or 32.
-        mapping: "pipelined" (FNAS, one engine per layer) or "shared".
+        mapping: One of `fpga.MAPPINGS`: "pipelined" (FNAS, one engine per
+            layer), "shared" (one engine)...; the report names the mapping
+            each child was timed with.
         reward: "fnas", "mnas_soft", "mnas_hard" or "accuracy".
         enforce_spec: Reject over-spec children (default: whenever a spec
             is set). False only measures latency, as plain NAS does.
@@ -186,13 +190,14 @@ class FNAS(keras_tuner.Tuner):
                 self.oracle.progress.close()
 
     def _gate(self, values: dict) -> fpga.LatencyReport | None:
-        """Builds one child (no fit) and models its FPGA latency.
+        """Models one child's FPGA latency (no fit).
 
-        Hyperparameters the build registers for the first time (say, the
-        layers of a loop whose length was just sampled) take their defaults;
-        `values` is completed in place with them, so that the trial trains
-        exactly the child judged here (keras-tuner would otherwise fill the
-        missing values at random).
+        A preset child (`FNASHyperModel`) whose hyperparameters the oracle
+        knows gives its layer dicts straight from `values`; any other child
+        is built with placeholder weights. Values the child takes by default
+        (say, the layers of a loop whose length was just sampled) are added
+        to `values` in place, so that the trial trains exactly the child
+        judged here (keras-tuner would otherwise fill them at random).
 
         Returns None when the child does not build: it then becomes a trial
         that fails with the build error recorded, and the controller gets
@@ -202,6 +207,15 @@ class FNAS(keras_tuner.Tuner):
             keras_tuner.errors.FatalValueError: When the model cannot be
                 analysed at all (an unknown layer, no input shape).
         """
+        preset = hypermodel_module.fast_path(self.hypermodel)
+        if preset is not None:
+            completed = preset.complete(values)
+            known = {hp.name for hp in self.oracle.hyperparameters.space}
+            if known.issuperset(completed):
+                values.update(completed)
+                _, report = self.constraint.check_layers(
+                    preset.layer_dicts(values), preset.child_key(values))
+                return report
         hp = self.oracle.get_space()
         hp.values = dict(values)
         try:
@@ -211,7 +225,8 @@ class FNAS(keras_tuner.Tuner):
             return None
         values.update(hp.values)
         self.oracle.update_space(hp)
-        if self.constraint.input_shape is None and not gate.has_inputs(model):
+        if (self.constraint.input_shape is None
+                and not keras_reader.has_inputs(model)):
             raise keras_tuner.errors.FatalValueError(
                 f"cannot find the input shape of model {model.name!r}: it "
                 "has no keras.Input and the data given to search has no "
@@ -286,6 +301,7 @@ class FNAS(keras_tuner.Tuner):
         """
         from fnas_keras import space
 
+        kwargs.setdefault("float_values", self.oracle.float_values)
         return space.report(
             self.hypermodel, self.oracle.get_space(), self.constraint, **kwargs
         )

@@ -1,10 +1,14 @@
 """FNASHyperModel presets and overrides."""
 
+import random
+
 import keras
 import keras_tuner as kt
 import pytest
 
+from fnas_keras import fpga
 from fnas_keras import hypermodel
+from fnas_keras import keras_reader
 
 
 def build(preset="mnist", values=None, **kwargs):
@@ -88,3 +92,90 @@ def test_overrides():
 def test_bad_arguments_name_the_value(kwargs, match):
     with pytest.raises(ValueError, match=match):
         hypermodel.FNASHyperModel(**kwargs)
+
+
+# The fast path: layer dicts from values equal those of the built child.
+
+
+def sampled_values(model_space, count, seed):
+    """`count` random children of the space, plus its first and last."""
+    rng = random.Random(seed)
+    choices = model_space.choices()
+    yield {name: values[0] for name, values in choices}
+    yield {name: values[-1] for name, values in choices}
+    for _ in range(count):
+        yield {name: rng.choice(values) for name, values in choices}
+
+
+def assert_fast_path_equals_build(model_space, values, device="zcu102"):
+    hp = kt.HyperParameters()
+    hp.values = dict(values)
+    built = keras_reader.layer_dicts(model_space.build(hp))
+    fast = model_space.layer_dicts(values)
+    assert fast == built
+    for mapping in fpga.MAPPINGS:
+        assert (fpga.analyze(fast, device, mapping=mapping).to_dict()
+                == fpga.analyze(built, device, mapping=mapping).to_dict())
+
+
+@pytest.mark.parametrize("preset", sorted(hypermodel.PRESETS))
+def test_fast_path_equals_the_built_child_on_every_preset(preset):
+    model_space = hypermodel.FNASHyperModel(preset)
+    for values in sampled_values(model_space, 3, seed=len(preset)):
+        assert_fast_path_equals_build(model_space, values)
+
+
+@pytest.mark.parametrize(
+    "preset, overrides",
+    [
+        ("mnist", dict(num_layers=2, kernel_sizes=[3, 9], filters=[1, 5],
+                       input_shape=(13, 11, 2), num_classes=3)),
+        ("cifar10", dict(num_layers=3, strides=[1, 2, 3],
+                         input_shape=(17, 9, 1), num_classes=7)),
+        ("imagenet", dict(num_layers=2, filters=[8], kernel_sizes=[1, 5],
+                          input_shape=(33, 35, 3), num_classes=5)),
+    ],
+)
+def test_fast_path_equals_the_built_child_with_overrides(preset, overrides):
+    model_space = hypermodel.FNASHyperModel(preset, **overrides)
+    for values in sampled_values(model_space, 2, seed=1):
+        assert_fast_path_equals_build(model_space, values, "xc7z020")
+
+
+def test_missing_values_take_the_defaults_the_build_gives():
+    model_space = hypermodel.FNASHyperModel("cifar10", num_layers=2)
+    partial = {"conv_1/kernel": 7, "conv_1/stride": 2}
+    hp = kt.HyperParameters()
+    hp.values = dict(partial)
+    model = model_space.build(hp)
+    assert model_space.complete(partial) == hp.values
+    assert model_space.layer_dicts(partial) == keras_reader.layer_dicts(model)
+
+
+def test_choices_are_the_hyperparameters_build_declares():
+    model_space = hypermodel.FNASHyperModel("cifar10", num_layers=2)
+    hp = kt.HyperParameters()
+    model_space.build(hp)
+    assert [(h.name, tuple(h.values)) for h in hp.space] == (
+        model_space.choices())
+
+
+def test_child_key_tells_children_and_spaces_apart():
+    small = hypermodel.FNASHyperModel("mnist", num_layers=2)
+    values = small.complete({})
+    other = dict(values, **{"conv_1/filters": 36})
+    assert small.child_key(values) == small.child_key({})
+    assert small.child_key(values) != small.child_key(other)
+    wide = hypermodel.FNASHyperModel("mnist", num_layers=2, filters=[9, 99])
+    assert small.child_key(values) != wide.child_key(values)
+
+
+def test_fast_path_only_for_the_presets_own_build():
+    class Custom(hypermodel.FNASHyperModel):
+        def build(self, hp):
+            return super().build(hp)
+
+    preset = hypermodel.FNASHyperModel("mnist")
+    assert hypermodel.fast_path(preset) is preset
+    assert hypermodel.fast_path(Custom("mnist")) is None
+    assert hypermodel.fast_path(kt.HyperModel()) is None
