@@ -22,6 +22,8 @@ import time
 from absl import app
 from absl import flags
 
+from fnas_keras import fpga
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "digits", "digits (offline) or a TFDS name.")
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
@@ -29,8 +31,8 @@ flags.DEFINE_enum("preset", "mnist", ["mnist", "cifar10", "imagenet"],
                   "Search space.")
 flags.DEFINE_string("device", "xc7z020", "FPGA part or board name.")
 flags.DEFINE_enum("bits", "16", ["8", "16", "32"], "Datapath width.")
-flags.DEFINE_enum("mapping", "pipelined", ["pipelined", "shared"],
-                  "Accelerator mapping.")
+flags.DEFINE_enum("mapping", "pipelined", list(fpga.MAPPINGS),
+                  "Accelerator mapping (fpga.MAPPINGS).")
 flags.DEFINE_list("latency_spec_ms", ["7"], "Latency specs, one row each.")
 flags.DEFINE_integer("episodes", 30,
                      "Children judged per search (trained + rejected).")

@@ -27,6 +27,8 @@ import time
 from absl import app
 from absl import flags
 
+from fnas_keras import fpga
+
 _PRESET_OF = {
     "digits": "mnist", "mnist": "mnist", "fashion_mnist": "mnist",
     "cifar10": "cifar10", "cifar100": "cifar10",
@@ -41,8 +43,9 @@ flags.DEFINE_enum("preset", None, ["mnist", "cifar10", "imagenet"],
                   "Search space; by default the one that fits the dataset.")
 flags.DEFINE_string("device", "xc7z020", "FPGA part or board name.")
 flags.DEFINE_enum("bits", "16", ["8", "16", "32"], "Datapath width.")
-flags.DEFINE_enum("mapping", "pipelined", ["pipelined", "shared"],
-                  "pipelined: an engine per layer (FNAS); shared: one.")
+flags.DEFINE_enum("mapping", "pipelined", list(fpga.MAPPINGS),
+                  "The latency model's mapping (fpga.MAPPINGS); pipelined: "
+                  "an engine per layer (FNAS), shared: one.")
 flags.DEFINE_float("latency_spec_ms", 7.0,
                    "Latency spec. The default keeps about 18% of the MNIST "
                    "space on xc7z020 at 16 bits (pipelined).")
@@ -60,7 +63,8 @@ flags.DEFINE_integer("train_examples", None,
                      "Use only the first N training examples.")
 flags.DEFINE_integer("space_samples", 200,
                      "Architectures sampled for the feasibility report "
-                     "before the search (0: skip).")
+                     "before the search when the space is too large to "
+                     "enumerate (0: skip the report).")
 flags.DEFINE_string("directory", "fnas_runs", "Where projects are kept.")
 flags.DEFINE_string("project", None, "Project name; default from flags.")
 flags.DEFINE_bool("resume", False,
@@ -119,8 +123,7 @@ def main(argv):
           f"{FLAGS.bits} bits, {FLAGS.mapping}, spec "
           f"{FLAGS.latency_spec_ms} ms")
     if FLAGS.space_samples and not tuner._is_worker():
-        print(tuner.space_report(samples=FLAGS.space_samples,
-                                 max_enumerate=FLAGS.space_samples))
+        print(tuner.space_report(samples=FLAGS.space_samples))
     args, kwargs = data.fit_data(
         FLAGS.dataset, batch_size=FLAGS.batch_size,
         limit=FLAGS.train_examples, data_dir=FLAGS.data_dir,

@@ -1,7 +1,8 @@
 """FNAS for Keras: FPGA-implementation-aware neural architecture search.
 
 `fnas_keras.fpga` is the FPGA performance model and never imports
-TensorFlow; the tuner-facing names load TensorFlow on first use.
+TensorFlow; `fnas_keras.analyze` is `fpga.analyze` that also reads a built
+Keras model; the tuner-facing names load TensorFlow on first use.
 
 Example:
     >>> import fnas_keras
@@ -15,6 +16,7 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
+    "analyze": ("fnas_keras.keras_reader", "analyze"),
     "FNAS": ("fnas_keras.tuner", "FNAS"),
     "FNASOracle": ("fnas_keras.oracle", "FNASOracle"),
     "FNASHyperModel": ("fnas_keras.hypermodel", "FNASHyperModel"),

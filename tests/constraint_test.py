@@ -1,4 +1,4 @@
-"""Tests for fnas_keras.constraint: the Keras adapter and LatencyConstraint."""
+"""Tests for fnas_keras.constraint: LatencyConstraint."""
 
 import math
 
@@ -7,6 +7,7 @@ import pytest
 
 from fnas_keras import constraint
 from fnas_keras import fpga
+from fnas_keras import keras_reader
 
 
 def tiny(name="tiny", filters=4):
@@ -16,56 +17,6 @@ def tiny(name="tiny", filters=4):
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(3)(x)
     return keras.Model(inputs, outputs, name=name)
-
-
-def test_layer_dicts_of_a_sequential_model():
-    model = keras.Sequential([keras.Input((8, 8, 2)),
-                              keras.layers.Conv2D(4, 3),
-                              keras.layers.Flatten(),
-                              keras.layers.Dense(5)])
-    dicts = constraint.layer_dicts(model)
-    assert [d["class_name"] for d in dicts] == ["InputLayer", "Conv2D",
-                                                "Flatten", "Dense"]
-    assert dicts[1]["input_shape"] == (None, 8, 8, 2)
-    assert dicts[1]["output_shape"] == (None, 6, 6, 4)
-    assert dicts[1]["config"]["filters"] == 4
-    assert [d["inbound"] for d in dicts] == [[], [0], [1], [2]]
-
-
-def test_layer_dicts_of_a_functional_model_with_branches():
-    inputs = keras.Input((8, 8, 4))
-    a = keras.layers.Conv2D(4, 1, name="a")(inputs)
-    b = keras.layers.Conv2D(4, 3, padding="same", name="b")(inputs)
-    added = keras.layers.Add(name="add")([a, b])
-    cat = keras.layers.Concatenate(name="cat")([added, inputs])
-    dicts = constraint.layer_dicts(keras.Model(inputs, cat))
-    index = {d["name"]: i for i, d in enumerate(dicts)}
-    assert dicts[index["add"]]["inbound"] == [index["a"], index["b"]]
-    assert dicts[index["add"]]["input_shape"] == [(None, 8, 8, 4)] * 2
-    assert dicts[index["cat"]]["inbound"] == [index["add"], 0]
-    assert dicts[index["cat"]]["output_shape"] == (None, 8, 8, 8)
-
-
-def test_nested_models_are_flattened_and_wired():
-    inner = keras.Sequential([keras.layers.Conv2D(4, 3, padding="same"),
-                              keras.layers.ReLU()], name="inner")
-    inputs = keras.Input((8, 8, 2))
-    x = keras.layers.Conv2D(2, 1, name="first")(inputs)
-    x = inner(x)
-    outputs = keras.layers.Dense(3, name="head")(x)
-    dicts = constraint.layer_dicts(keras.Model(inputs, outputs))
-    names = [d["class_name"] for d in dicts]
-    assert names == ["InputLayer", "Conv2D", "Conv2D", "ReLU", "Dense"]
-    assert dicts[2]["inbound"] == [1]
-    assert dicts[4]["inbound"] == [3]
-    report = fpga.analyze(keras.Model(inputs, outputs), "xc7z020")
-    assert report.latency_ms > 0
-
-
-def test_analyze_accepts_a_keras_model():
-    report = fpga.analyze(tiny(), "zcu102", bits=8)
-    assert [r.class_name for r in report.layers] == [
-        "InputLayer", "Conv2D", "GlobalAveragePooling2D", "Dense"]
 
 
 def test_unbuilt_model_is_built_on_input_shape():
@@ -83,8 +34,6 @@ def test_unbuilt_model_without_input_shape_is_an_error():
     model = keras.Sequential([keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="not built.*input_shape"):
         gate.check(model)
-    with pytest.raises(ValueError, match="not built"):
-        constraint.layer_dicts(keras.Sequential([keras.layers.Dense(2)]))
 
 
 @pytest.mark.parametrize("spec", [0, -1.0, math.nan, math.inf, "3", True])
@@ -103,7 +52,7 @@ def test_settings_are_validated_at_construction():
 
 
 def test_verdict_follows_the_spec():
-    latency = fpga.analyze(tiny(), "xc7z020").latency_ms
+    latency = keras_reader.analyze(tiny(), "xc7z020").latency_ms
     assert constraint.LatencyConstraint(
         "xc7z020", latency * 1.01).check(tiny())[0]
     ok, report = constraint.LatencyConstraint(
@@ -122,7 +71,7 @@ def test_cache_is_per_architecture_not_per_name():
 
 def test_check_layers_works_without_keras_models():
     gate = constraint.LatencyConstraint("zcu102", 1.0, mapping="shared")
-    dicts = constraint.layer_dicts(tiny())
+    dicts = keras_reader.layer_dicts(tiny())
     ok, report = gate.check_layers(dicts)
     assert report.mapping == "shared" and isinstance(ok, bool)
 
@@ -142,7 +91,7 @@ APPS = ("MobileNetV2", "ResNet50", "VGG16", "EfficientNetB0", "DenseNet121")
 def app_layers(request):
     build = getattr(keras.applications, request.param)
     model = build(weights=None, input_shape=(224, 224, 3))
-    return request.param, constraint.layer_dicts(model)
+    return request.param, keras_reader.layer_dicts(model)
 
 
 @pytest.mark.slow
@@ -169,3 +118,21 @@ def test_no_spec_only_measures():
                "input_shape": (None, 8), "output_shape": (None, 4)}]
     ok, report = gate.check_layers(layers)
     assert ok and report.latency_ms > 0
+
+
+def test_allowed_mappings_are_read_from_the_latency_model(monkeypatch):
+    # A mapping the model gains is accepted without a change here.
+    with pytest.raises(ValueError, match="unknown mapping 'auto'"):
+        constraint.LatencyConstraint("xc7z020", 1.0, mapping="auto")
+    monkeypatch.setattr(fpga, "MAPPINGS", (*fpga.MAPPINGS, "auto"))
+    gate = constraint.LatencyConstraint("xc7z020", 1.0, mapping="auto")
+    assert gate.mapping == "auto"
+
+
+def test_a_callers_key_caches_without_digesting_the_dicts():
+    gate = constraint.LatencyConstraint("xc7z020", 10.0)
+    dicts = keras_reader.layer_dicts(tiny())
+    first = gate.check_layers(dicts, key=("child", 1))
+    assert gate.check_layers([], key=("child", 1)) is first
+    assert gate.check_layers(dicts) == first
+    assert gate.cache_info() == {"hits": 1, "misses": 2, "size": 2}

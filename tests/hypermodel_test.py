@@ -179,3 +179,54 @@ def test_fast_path_only_for_the_presets_own_build():
     assert hypermodel.fast_path(preset) is preset
     assert hypermodel.fast_path(Custom("mnist")) is None
     assert hypermodel.fast_path(kt.HyperModel()) is None
+
+
+def counting_builds(model_space):
+    builds = []
+    build = model_space.build
+
+    def counted(hp):
+        builds.append(dict(hp.values))
+        return build(hp)
+
+    model_space.build = counted
+    return builds
+
+
+def test_the_tuner_trains_the_child_its_gate_judged(tmp_path):
+    import fnas_keras
+
+    model_space = hypermodel.FNASHyperModel("cifar10", num_layers=3)
+    builds = counting_builds(model_space)
+    tuner = fnas_keras.FNAS(model_space, objective="val_accuracy",
+                            device="zcu102", latency_spec_ms=100.0,
+                            directory=str(tmp_path), overwrite=True)
+    tuner._populate_initial_space()
+    builds.clear()
+    values = {"conv_1/kernel": 7, "conv_2/stride": 2}
+    report = tuner._gate(values)
+    assert not builds, "a preset child is judged without a Keras build"
+    assert values == model_space.complete(values)
+    hp = tuner.oracle.get_space()  # what the trial is built from
+    hp.values = dict(values)
+    trained = model_space.build(hp)
+    assert hp.values == values
+    assert (keras_reader.analyze(trained, "zcu102").to_dict()
+            == report.to_dict())
+
+
+def test_the_gate_builds_a_child_whose_space_the_oracle_lacks(tmp_path):
+    import fnas_keras
+
+    model_space = hypermodel.FNASHyperModel("mnist", num_layers=2)
+    builds = counting_builds(model_space)
+    tuner = fnas_keras.FNAS(model_space, objective="val_accuracy",
+                            device="xc7z020", latency_spec_ms=100.0,
+                            directory=str(tmp_path), overwrite=True)
+    values = {}
+    report = tuner._gate(values)
+    assert len(builds) == 1
+    assert values == model_space.complete({})
+    assert {h.name for h in tuner.oracle.hyperparameters.space} == set(values)
+    assert report.to_dict() == fpga.analyze(
+        model_space.layer_dicts(values), "xc7z020").to_dict()

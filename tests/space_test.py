@@ -50,16 +50,59 @@ def test_samples_a_large_space():
     assert all(math.isfinite(x) for x in report.latencies_ms)
 
 
-def test_needs_choices_only():
-    def build(hp):
-        hp.Float("lr", 1e-4, 1e-2)
-        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+class Built(kt.HyperModel):
+    """A preset behind a user's hypermodel: the build path."""
+
+    def __init__(self, preset):
+        super().__init__()
+        self.preset = preset
+
+    def build(self, hp):
+        return self.preset.build(hp)
+
+
+def test_preset_children_are_reported_as_their_built_models():
+    model_space, hps = small_space()
+    gate = constraint.LatencyConstraint("xc7z020", SPEC_MS)
+    fast = space.report(model_space, hps, gate)
+    built = space.report(Built(model_space), hps,
+                         constraint.LatencyConstraint("xc7z020", SPEC_MS))
+    assert fast.latencies_ms == built.latencies_ms
+    assert fast.fastest_values == built.fastest_values
+
+
+def test_a_preset_space_is_enumerated_beyond_what_builds_allow():
+    model_space = hypermodel.FNASHyperModel(
+        "mnist", kernel_sizes=[3, 5], filters=[4, 8, 16],
+        input_shape=(8, 8, 1))
+    hps = kt.HyperParameters()
+    model_space.build(hps)
+    assert model_space.space.size == 6**4 > space.ENUMERATE_BUILT
+    gate = constraint.LatencyConstraint("xc7z020", SPEC_MS)
+    report = space.report(model_space, hps, gate)
+    assert report.exhaustive and report.evaluated == 6**4
+    assert gate.cache_info()["size"] == 6**4
+
+
+def test_a_float_is_reported_at_the_values_the_controller_tries():
+    class Model(kt.HyperModel):
+        def build(self, hp):
+            hp.Float("lr", 1e-4, 1e-2, sampling="log")
+            return keras.Sequential([keras.Input((4,)),
+                                     keras.layers.Dense(2)])
 
     hps = kt.HyperParameters()
-    build(hps)
+    Model().build(hps)
     gate = constraint.LatencyConstraint("xc7z020", 1.0)
-    with pytest.raises(ValueError, match="'lr' is a Float"):
-        space.report(kt.HyperModel.__new__(kt.HyperModel), hps, gate)
+    report = space.report(Model(), hps, gate, float_values=4)
+    assert report.size == report.evaluated == 4
+    assert report.fastest_values["lr"] == pytest.approx(1e-4)
+
+
+def test_an_empty_space_is_an_error():
+    gate = constraint.LatencyConstraint("xc7z020", 1.0)
+    with pytest.raises(ValueError, match="search space is empty"):
+        space.report(kt.HyperModel(), kt.HyperParameters(), gate)
 
 
 def _all_values():
