@@ -16,7 +16,6 @@ import functools
 import math
 from typing import Any
 from typing import Mapping
-from typing import NamedTuple
 from typing import Sequence
 
 import keras
@@ -210,30 +209,36 @@ class FNASHyperModel(keras_tuner.HyperModel):
         out = [{"class_name": "InputLayer", "name": "input_0", "config": {},
                 "input_shape": shape, "output_shape": shape, "inbound": []}]
         policy = keras.config.dtype_policy().name
-        for kind, name, args in self._plan(self.complete(values)):
-            class_name, config = _config(kind, args, policy)
-            after = _output_shape(kind, args, shape)
-            out.append({"class_name": class_name, "name": name,
-                        "config": {**config, "name": name},
-                        "input_shape": shape, "output_shape": after,
-                        "inbound": [len(out) - 1]})
-            shape = after
+        for index, layer in enumerate(self._plan(self.complete(values)), 1):
+            cached = _layer_dict(*layer, shape, policy)
+            # Fresh dicts, so that a caller's edits stay its own.
+            out.append({**cached, "config": {**cached["config"]},
+                        "inbound": [index - 1]})
+            shape = cached["output_shape"]
         return out
 
-    def _plan(self, values: Mapping[str, Any]) -> list[_Layer]:
-        """The child's layers after the Input, one recipe for both paths."""
+    def _plan(self, values: Mapping[str, Any]) -> list[tuple]:
+        """The child's layers after the Input as (kind, name, args) tuples.
+
+        One recipe for both paths: `build` makes each with `_new_layer`,
+        `layer_dicts` reads each with `_layer_dict`.
+        """
         space = self.space
         plan = []
         if space.stem_filters:
-            plan += _conv("stem", space.stem_filters, 3, 2, space.batch_norm)
-        for i in range(space.num_layers):
-            stride = values.get(f"conv_{i}/stride", space.strides[0])
-            plan += _conv(f"conv_{i}", values[f"conv_{i}/filters"],
-                          values[f"conv_{i}/kernel"], stride,
-                          space.batch_norm)
+            plan.append(("conv", "stem", (space.stem_filters, 3, 2)))
+            if space.batch_norm:
+                plan.append(("batch_norm", "stem_bn", ()))
+        default_stride = space.strides[0]
+        for name, kernel, filters, stride, norm in _slots(space):
+            args = (values[filters], values[kernel],
+                    values.get(stride, default_stride))
+            plan.append(("conv", name, args))
+            if space.batch_norm:
+                plan.append(("batch_norm", norm, ()))
         head = "flatten" if space.head == "flatten" else "global_pool"
-        plan.append(_Layer(space.head, head, ()))
-        plan.append(_Layer("dense", "classifier", (space.num_classes,)))
+        plan.append((space.head, head, ()))
+        plan.append(("dense", "classifier", (space.num_classes,)))
         return plan
 
 
@@ -266,21 +271,12 @@ def _choices(space: SearchSpace) -> tuple[tuple[str, tuple], ...]:
     return tuple(out)
 
 
-class _Layer(NamedTuple):
-    """One layer of a child: what `_new_layer` makes, with its name."""
-
-    kind: str
-    name: str
-    args: tuple
-
-
-def _conv(name: str, filters: int, kernel: int, stride: int,
-          batch_norm: bool) -> list[_Layer]:
-    """One searched layer: Conv -> ReLU (-> BatchNorm), as in FNAS_NOTES §2."""
-    conv = _Layer("conv", name, (filters, kernel, stride))
-    if not batch_norm:
-        return [conv]
-    return [conv, _Layer("batch_norm", f"{name}_bn", ())]
+@functools.lru_cache(maxsize=64)
+def _slots(space: SearchSpace) -> tuple[tuple[str, ...], ...]:
+    """Per searched layer: its name, its hyperparameters', its norm's."""
+    return tuple((f"conv_{i}", f"conv_{i}/kernel", f"conv_{i}/filters",
+                  f"conv_{i}/stride", f"conv_{i}_bn")
+                 for i in range(space.num_layers))
 
 
 def _new_layer(kind: str, name: str, args: tuple) -> keras.layers.Layer:
@@ -299,12 +295,25 @@ def _new_layer(kind: str, name: str, args: tuple) -> keras.layers.Layer:
     return keras.layers.Dense(args[0], activation="softmax", name=name)
 
 
+@functools.lru_cache(maxsize=8192)
+def _layer_dict(kind: str, name: str, args: tuple, shape: tuple,
+                policy: str) -> dict:
+    """One layer's dict, as `keras_reader` reads it from a built child.
+
+    Callers copy the result (it is shared) and add "inbound".
+    """
+    class_name, config = _config(kind, args, policy)
+    return {"class_name": class_name, "name": name,
+            "config": {**config, "name": name}, "input_shape": shape,
+            "output_shape": _output_shape(kind, args, shape)}
+
+
 @functools.lru_cache(maxsize=1024)
 def _config(kind: str, args: tuple, policy: str) -> tuple[str, dict]:
     """Class name and `get_config()` of a layer, made once per distinct one.
 
-    The config is read from a Keras layer object that is constructed but
-    never built (no weights), so it is exactly what a built child reports;
+    The config is read from a Keras layer that is constructed but never
+    built (no weights), so it is exactly what a built child reports;
     `policy` (the global dtype policy, which the config records) keys it.
     """
     del policy
