@@ -65,9 +65,29 @@ def test_paper_prints_the_comparison(tmp_path):
 
 @pytest.mark.slow
 def test_rejection_cost_prints_a_median(tmp_path):
-    out = run("rejection_cost.py", "--children=20")
-    assert "rejection_ms_median:" in out
-    assert "rejected children: 20" in out
+    out = run("rejection_cost.py", "--children=20", "--runs=1",
+              "--space_report=false")
+    assert "rejection_ms_median:" in out and "preset fast path" in out
+    for part in ("sample", "layer dicts", "analyze", "update", "log"):
+        assert f"  {part} " in out
+
+
+@pytest.mark.parametrize("script", ["search", "paper"])
+def test_mapping_flags_take_the_latency_models_mappings(script):
+    # A mapping fpga gains (say "auto") is a valid flag value at once.
+    code = (
+        "from fnas_keras import fpga\n"
+        "fpga.MAPPINGS = (*fpga.MAPPINGS, 'auto')\n"
+        f"import {script}\n"
+        "from absl import flags\n"
+        "flags.FLAGS(['x', '--mapping=auto'])\n"
+        "print(flags.FLAGS.mapping)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        timeout=120, cwd=os.path.join(ROOT, "benchmarks"), check=True,
+    )
+    assert result.stdout.split() == ["auto"]
 
 
 def test_paper_table_compares_best_children():
