@@ -81,12 +81,13 @@ def new_tuner(directory: str, max_rejections: int = 1):
     import fnas_keras
     from fnas_keras import hypermodel
 
-    model_space = hypermodel.FNASHyperModel("mnist")
+    preset = hypermodel.FNASHyperModel("mnist")
+    model_space = preset
     if FLAGS.build:
 
         class Built(keras_tuner.HyperModel):
             def build(self, hp):
-                return model_space.build(hp)
+                return preset.build(hp)
 
         model_space = Built()
     return fnas_keras.FNAS(
