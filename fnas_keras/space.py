@@ -29,7 +29,7 @@ class SpaceReport:
 
     Attributes:
         size: Architectures in the space.
-        evaluated: Architectures built and analysed.
+        evaluated: Architectures analysed.
         exhaustive: Whether every architecture was evaluated.
         spec_ms: The latency spec.
         latencies_ms: Latency of each evaluated one (inf: does not fit).
