@@ -113,6 +113,9 @@ class FNASHyperModel(keras_tuner.HyperModel):
         >>> hypermodel = FNASHyperModel("mnist")
         >>> hypermodel.space.size
         6561
+        >>> layers = hypermodel.layer_dicts({"conv_0/kernel": 7})  # no build
+        >>> [d["class_name"] for d in layers][:2]
+        ['InputLayer', 'Conv2D']
     """
 
     def __init__(
