@@ -416,8 +416,10 @@ class FNASOracle(lease.LeasedOracle):
         """Writes the controller, then oracle.json, each atomically.
 
         oracle.json names the controller file it goes with, so a kill
-        between the two writes leaves the previous pair intact.
+        between the two writes leaves the previous pair intact. The
+        rejection log is forced to disk first: oracle.json counts its lines.
         """
+        storage.sync(self._rejected_path())
         self._controller_file = self._save_controller()
         super().save()
         storage.remove_stale(

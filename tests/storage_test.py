@@ -59,3 +59,11 @@ def test_remove_stale_keeps_the_current_file(tmp_path):
         (tmp_path / name).write_text("x")
     storage.remove_stale(str(tmp_path), "controller-*.npz", "controller-2.npz")
     assert sorted(os.listdir(tmp_path)) == ["controller-2.npz", "other.txt"]
+
+
+def test_sync_forces_a_log_to_disk_and_skips_a_missing_file(tmp_path):
+    path = str(tmp_path / "log.jsonl")
+    storage.sync(path)  # nothing written yet: no file, no error
+    storage.append_jsonl(path, {"step": 1})
+    storage.sync(path)
+    assert storage.read_jsonl(path) == [{"step": 1}]
