@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import tempfile
 
+import entry
 import numpy as np
-from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
@@ -24,6 +24,9 @@ flags.DEFINE_integer("children", 300, "Rejections to time.")
 flags.DEFINE_string("device", "xc7z020", "FPGA part or board name.")
 flags.DEFINE_float("latency_spec_ms", 0.5,
                    "A spec below the space's fastest child (0.88 ms).")
+
+entry.check_flags(children=entry.at_least(2), device=entry.device,
+                  latency_spec_ms=entry.positive)
 
 
 def main(argv):
@@ -64,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main)

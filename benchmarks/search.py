@@ -22,9 +22,10 @@ KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set; see the README.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
-from absl import app
+import entry
 from absl import flags
 
 _PRESET_OF = {
@@ -69,6 +70,39 @@ flags.DEFINE_enum("strategy", "none", ["none", "mirrored"],
                   "tf.distribute strategy for each trial's training.")
 flags.DEFINE_integer("seed", 1, "Seed of the controller.")
 
+entry.check_flags(
+    device=entry.device, latency_spec_ms=entry.positive,
+    max_trials=entry.at_least(1), max_episodes=entry.at_least(1),
+    epochs=entry.at_least(1), batch_size=entry.at_least(1),
+    train_examples=entry.at_least(1), space_samples=entry.at_least(0),
+)
+
+
+def _check_preset(preset: str | None, dataset: str) -> None:
+    if preset is None and dataset not in _PRESET_OF:
+        raise ValueError(f"no default search space for --dataset={dataset}"
+                         f"; pass --preset=mnist, cifar10 or imagenet")
+
+
+def _check_resume(resume: bool) -> None:
+    # A worker's oracle is the chief's: only the chief has state to resume.
+    worker = os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief"
+    path = os.path.join(FLAGS.directory, project_name(), "oracle.json")
+    if resume and not worker and not os.path.exists(path):
+        raise ValueError(f"no search to resume in {path}; run "
+                         f"without --resume to start one")
+
+
+entry.check_after(_check_preset, "preset", "dataset")
+entry.check_after(_check_resume, "resume")
+entry.check_after(entry.dataset, "dataset")
+
+
+def project_name() -> str:
+    """The project's name: --project, or one made from mode and dataset."""
+    default = f"{FLAGS.mode}_{FLAGS.dataset}".replace("/", "_")
+    return FLAGS.project or default
+
 
 def build_tuner(hypermodel):
     """The FNAS tuner the flags describe."""
@@ -80,8 +114,7 @@ def build_tuner(hypermodel):
         import tensorflow as tf
 
         strategy = tf.distribute.MirroredStrategy()
-    project = FLAGS.project or f"{FLAGS.mode}_{FLAGS.dataset}".replace(
-        "/", "_")
+    project = project_name()
     return fnas_keras.FNAS(
         hypermodel,
         objective="val_accuracy",
@@ -110,6 +143,11 @@ def main(argv):
 
     spec = data.info(FLAGS.dataset)
     preset = FLAGS.preset or _PRESET_OF[FLAGS.dataset]
+    # First, so a missing download stops the run before anything else.
+    args, kwargs = data.fit_data(
+        FLAGS.dataset, batch_size=FLAGS.batch_size,
+        limit=FLAGS.train_examples, data_dir=FLAGS.data_dir,
+    )
     space = hypermodel.FNASHyperModel(
         preset, input_shape=spec.input_shape, num_classes=spec.num_classes
     )
@@ -121,12 +159,13 @@ def main(argv):
     if FLAGS.space_samples and not tuner._is_worker():
         print(tuner.space_report(samples=FLAGS.space_samples,
                                  max_enumerate=FLAGS.space_samples))
-    args, kwargs = data.fit_data(
-        FLAGS.dataset, batch_size=FLAGS.batch_size,
-        limit=FLAGS.train_examples, data_dir=FLAGS.data_dir,
-    )
     started = time.time()
-    tuner.search(*args, epochs=FLAGS.epochs, verbose=0, **kwargs)
+    try:
+        tuner.search(*args, epochs=FLAGS.epochs, verbose=0, **kwargs)
+    except KeyboardInterrupt:
+        resume = entry.command(__file__, entry.resume_argv(sys.argv[1:]))
+        print(f"\ninterrupted; resume with:\n  {resume}", file=sys.stderr)
+        return 130
     if tuner._is_worker():
         return
     elapsed = time.time() - started
@@ -137,7 +176,16 @@ def main(argv):
     print("files:")
     for path in paths.values():
         print(f"  {os.path.relpath(path)}")
+    print()
+    more = {"max_trials": 2 * FLAGS.max_trials}
+    if FLAGS.max_episodes:
+        more["max_episodes"] = 2 * FLAGS.max_episodes
+    print(entry.next_steps(
+        tuner.project_dir, paths.get("model"), FLAGS.device, FLAGS.bits,
+        FLAGS.mapping,
+        entry.command(__file__, entry.resume_argv(sys.argv[1:], more)),
+    ))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main)
