@@ -27,8 +27,9 @@ from fnas_keras import console
 from fnas_keras import fpga
 from fnas_keras import validation
 
-# A part for "the best model on another part": the other of these two.
-_OTHER_PARTS = ("xczu9eg", "xc7z020")
+# A part for "the best model on another part": the first of these that
+# is not the run's (board name -> its part).
+_OTHER_PARTS = {"zcu102": "xczu9eg", "pynq-z1": "xc7z020"}
 # Checks run once every flag has a good value; see check_after.
 _LATER: list[Callable[[], None]] = []
 
@@ -201,7 +202,7 @@ def next_steps(project_dir: str, model_path: str | None, device_name: str,
              f"{_shown(os.path.join(project_dir, 'controller'))}"]
     if model_path is not None:
         part = fpga.device(device_name).name
-        other = next(p for p in _OTHER_PARTS if p != part)
+        other = next(b for b, p in _OTHER_PARTS.items() if p != part)
         lines += ["  the best model on another part, beside this one:",
                   f"    {_program('fnas-latency')} {_shown(model_path)} "
                   f"--compare --device {device_name},{other} --bits "

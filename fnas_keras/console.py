@@ -13,10 +13,15 @@ import contextlib
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 
 VERBOSE_ENV = "FNAS_VERBOSE"
 USAGE_STATUS = 2
+# Harmless warnings silenced with the start-up messages: keras-tuner
+# reloads a trial's weights into a freshly compiled model, whose optimizer
+# has not built its slots yet.
+_HARMLESS = (r"Skipping variable loading for optimizer",)
 
 
 class UsageError(ValueError):
@@ -40,8 +45,9 @@ def import_tensorflow(loud: bool | None = None) -> None:
     Call it before anything else imports TensorFlow: the C++ log level is
     read when the library loads, and the messages printed while it loads
     and looks for accelerators are captured (and shown only if the import
-    fails). Later C++ errors still show; TensorFlow's and TFDS's Python
-    warnings are lowered to errors.
+    fails). Later C++ errors still show; TensorFlow's and TFDS's absl
+    warnings are lowered to errors, and keras's warning about an
+    optimizer's unbuilt slots on reloading a model is dropped.
 
     Args:
         loud: Keep every message; default: `verbose()`.
@@ -60,6 +66,8 @@ def import_tensorflow(loud: bool | None = None) -> None:
     from absl import logging
 
     logging.set_verbosity(logging.ERROR)
+    for message in _HARMLESS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def is_user_error(error: BaseException) -> bool:

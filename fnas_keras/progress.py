@@ -156,7 +156,7 @@ def progress_line(*, done: int, max_trials: int, judged: int, rejected: int,
     """
     rate = rejected / judged if judged else 0.0
     parts = [f"{done}/{max_trials} trials done",
-             f"{judged} children judged",
+             f"{judged} {'child' if judged == 1 else 'children'} judged",
              f"{rejected} rejected ({rate:.0%})"]
     left = max(0, max_trials - done)
     if episodes_left is not None:

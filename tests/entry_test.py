@@ -145,9 +145,12 @@ def test_next_steps_name_the_runs_files(tmp_path, monkeypatch):
                              "pynq-z1", "16", "pipelined", "RESUME")
     assert "--logdir runs/fnas_digits/controller" in steps
     assert ("runs/fnas_digits/best_model.keras --compare --device "
-            "pynq-z1,xczu9eg --bits 16 --mapping pipelined") in steps
+            "pynq-z1,zcu102 --bits 16 --mapping pipelined") in steps
     assert steps.splitlines()[-1] == "    RESUME"
     no_model = entry.next_steps(str(project), None, "zcu102", 8, "shared",
                                 "RESUME")
     assert "fnas-latency" not in no_model
-    assert "xc7z020" not in no_model
+    assert "pynq-z1" not in no_model
+    on_zcu102 = entry.next_steps(str(project), "m.keras", "xczu9eg", 8,
+                                 "shared", "RESUME")
+    assert "--device xczu9eg,pynq-z1 --bits 8 --mapping shared" in on_zcu102

@@ -28,6 +28,13 @@ def test_episode_budget_caps_the_trials_left():
     assert line.endswith("about 30s left")
 
 
+def test_one_child_is_not_children():
+    line = progress.progress_line(done=1, max_trials=2, judged=1,
+                                  rejected=0, fit_seconds=[9.0])
+    assert line == ("1/2 trials done, 1 child judged, 0 rejected (0%), "
+                    "about 9s left")
+
+
 def test_no_estimate_before_a_fit_or_after_the_last_trial():
     first = progress.progress_line(done=0, max_trials=4, judged=3,
                                    rejected=2, fit_seconds=[])
