@@ -14,6 +14,10 @@ Run (`make run` runs the first line):
         --data_dir=/data/tfds --device=vcu118 --latency_spec_ms=30 \\
         --strategy=mirrored
 
+A bad flag value is one line on stderr and exit status 2; TensorFlow's
+start-up messages show only with FNAS_VERBOSE=1. The run ends with the next
+steps: TensorBoard, fnas-latency on the best model, the resume command.
+
 Distributed (keras-tuner's chief/worker mode): run this same command once
 per process with KERASTUNER_TUNER_ID=chief (or tuner0, tuner1, ...),
 KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set; see the README.
