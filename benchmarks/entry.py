@@ -158,7 +158,7 @@ def dataset(name: str) -> None:
 
 def command(script: str, argv: Sequence[str]) -> str:
     """The shell command that runs `script` with `argv` again."""
-    return " ".join([_shown(sys.executable), _shown(script),
+    return " ".join([shown(sys.executable), shown(script),
                      *map(shlex.quote, argv)])
 
 
@@ -199,12 +199,12 @@ def next_steps(project_dir: str, model_path: str | None, device_name: str,
     lines = ["Next steps:",
              "  the controller's learning curves in TensorBoard:",
              f"    {_program('tensorboard')} --logdir "
-             f"{_shown(os.path.join(project_dir, 'controller'))}"]
+             f"{shown(os.path.join(project_dir, 'controller'))}"]
     if model_path is not None:
         part = fpga.device(device_name).name
         other = next(b for b, p in _OTHER_PARTS.items() if p != part)
         lines += ["  the best model on another part, beside this one:",
-                  f"    {_program('fnas-latency')} {_shown(model_path)} "
+                  f"    {_program('fnas-latency')} {shown(model_path)} "
                   f"--compare --device {device_name},{other} --bits "
                   f"{bits_value} --mapping {mapping}"]
     lines += ["  more trials for this search (it resumes where it stopped):",
@@ -221,10 +221,10 @@ def _flag_name(arg: str) -> str | None:
 def _program(name: str) -> str:
     """`name` beside this Python when installed there, else as on PATH."""
     path = os.path.join(os.path.dirname(sys.executable), name)
-    return _shown(path) if os.path.exists(path) else name
+    return shown(path) if os.path.exists(path) else name
 
 
-def _shown(path: str) -> str:
+def shown(path: str) -> str:
     """A path as short as it stays unambiguous from the current directory."""
     relative = os.path.relpath(path)
     shown = path if relative.startswith("..") else relative

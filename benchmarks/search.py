@@ -179,7 +179,7 @@ def main(argv):
     print(f"search wall time: {elapsed:.1f} s")
     print("files:")
     for path in paths.values():
-        print(f"  {os.path.relpath(path)}")
+        print(f"  {entry.shown(path)}")
     print()
     more = {"max_trials": 2 * FLAGS.max_trials}
     if FLAGS.max_episodes:
