@@ -184,6 +184,17 @@ def resume_argv(argv: Sequence[str],
     return kept + [f"--{k}={v}" for k, v in more.items()] + ["--resume"]
 
 
+def interrupted(script: str, project_dir: str) -> str:
+    """What to run after Ctrl-C: the resume command, once there is state."""
+    argv = sys.argv[1:]
+    if os.path.exists(os.path.join(project_dir, "oracle.json")):
+        return f"\ninterrupted; resume with:\n  " \
+               f"{command(script, resume_argv(argv))}"
+    again = [a for a in argv if _flag_name(a) not in ("resume", "noresume")]
+    return f"\ninterrupted before anything was saved; start again with:\n" \
+           f"  {command(script, again)}"
+
+
 def next_steps(project_dir: str, model_path: str | None, device_name: str,
                bits_value: Any, mapping: str, resume: str) -> str:
     """What to do after a search, with the run's real paths.

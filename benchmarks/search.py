@@ -167,8 +167,8 @@ def main(argv):
     try:
         tuner.search(*args, epochs=FLAGS.epochs, verbose=0, **kwargs)
     except KeyboardInterrupt:
-        resume = entry.command(__file__, entry.resume_argv(sys.argv[1:]))
-        print(f"\ninterrupted; resume with:\n  {resume}", file=sys.stderr)
+        print(entry.interrupted(__file__, tuner.project_dir),
+              file=sys.stderr)
         return 130
     if tuner._is_worker():
         return

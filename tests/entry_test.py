@@ -154,3 +154,15 @@ def test_next_steps_name_the_runs_files(tmp_path, monkeypatch):
     on_zcu102 = entry.next_steps(str(project), "m.keras", "xczu9eg", 8,
                                  "shared", "RESUME")
     assert "--device xczu9eg,pynq-z1 --bits 8 --mapping shared" in on_zcu102
+
+
+def test_interrupted_resumes_only_saved_searches(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["search.py", "--epochs=1",
+                                      "--resume"])
+    fresh = entry.interrupted("search.py", str(tmp_path))
+    assert "before anything was saved" in fresh
+    assert fresh.endswith("search.py --epochs=1")
+    (tmp_path / "oracle.json").write_text("{}")
+    saved = entry.interrupted("search.py", str(tmp_path))
+    assert "resume with" in saved
+    assert saved.endswith("search.py --epochs=1 --resume")
