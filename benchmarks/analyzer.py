@@ -16,8 +16,8 @@ import itertools
 import time
 from collections.abc import Iterator
 
+import entry
 import numpy as np
-from absl import app
 from absl import flags
 
 from fnas_keras import fpga
@@ -36,6 +36,9 @@ _SPEC = flags.DEFINE_float("latency_spec_ms", 2.0, "Latency spec in ms.")
 _LIMIT = flags.DEFINE_integer("limit", 0,
                               "Analyse only the first N architectures "
                               "(0: all 6,561).")
+
+entry.check_flags(device=entry.device, bits=entry.bits,
+                  latency_spec_ms=entry.positive, limit=entry.at_least(0))
 
 
 def conv(filters: int, kernel: int, channels: int) -> dict:
@@ -135,4 +138,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main, tensorflow=False)

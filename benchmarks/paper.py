@@ -19,7 +19,7 @@ import math
 import os
 import time
 
-from absl import app
+import entry
 from absl import flags
 
 from fnas_keras import fpga
@@ -42,6 +42,13 @@ flags.DEFINE_integer("train_examples", None,
                      "Use only the first N training examples.")
 flags.DEFINE_string("directory", "fnas_runs/paper", "Where runs are kept.")
 flags.DEFINE_integer("seed", 1, "Seed shared by both searches.")
+
+entry.check_flags(
+    device=entry.device, latency_spec_ms=entry.positives,
+    episodes=entry.at_least(1), epochs=entry.at_least(1),
+    batch_size=entry.at_least(1), train_examples=entry.at_least(1),
+)
+entry.check_after(entry.dataset, "dataset")
 
 
 def run_search(mode: str, spec_ms: float, fit_args, fit_kwargs) -> dict:
@@ -183,4 +190,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main)

@@ -25,8 +25,8 @@ import os
 import tempfile
 import time
 
+import entry
 import numpy as np
-from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
@@ -43,6 +43,9 @@ flags.DEFINE_bool("space_report", True,
                   "(not with --build).")
 
 PARTS = ("sample", "layer dicts", "analyze", "update", "log")
+
+entry.check_flags(children=entry.at_least(2), device=entry.device,
+                  latency_spec_ms=entry.positive)
 
 
 def main(argv):
@@ -207,4 +210,4 @@ def _load() -> str:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main)

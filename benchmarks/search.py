@@ -14,6 +14,10 @@ Run (`make run` runs the first line):
         --data_dir=/data/tfds --device=vcu118 --latency_spec_ms=30 \\
         --strategy=mirrored
 
+A bad flag value is one line on stderr and exit status 2; TensorFlow's
+start-up messages show only with FNAS_VERBOSE=1. The run ends with the next
+steps: TensorBoard, fnas-latency on the best model, the resume command.
+
 Distributed (keras-tuner's chief/worker mode): run this same command once
 per process with KERASTUNER_TUNER_ID=chief (or tuner0, tuner1, ...),
 KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set; see the README.
@@ -22,9 +26,10 @@ KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set; see the README.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
-from absl import app
+import entry
 from absl import flags
 
 from fnas_keras import fpga
@@ -73,6 +78,39 @@ flags.DEFINE_enum("strategy", "none", ["none", "mirrored"],
                   "tf.distribute strategy for each trial's training.")
 flags.DEFINE_integer("seed", 1, "Seed of the controller.")
 
+entry.check_flags(
+    device=entry.device, latency_spec_ms=entry.positive,
+    max_trials=entry.at_least(1), max_episodes=entry.at_least(1),
+    epochs=entry.at_least(1), batch_size=entry.at_least(1),
+    train_examples=entry.at_least(1), space_samples=entry.at_least(0),
+)
+
+
+def _check_preset(preset: str | None, dataset: str) -> None:
+    if preset is None and dataset not in _PRESET_OF:
+        raise ValueError(f"no default search space for --dataset={dataset}"
+                         f"; pass --preset=mnist, cifar10 or imagenet")
+
+
+def _check_resume(resume: bool) -> None:
+    # A worker's oracle is the chief's: only the chief has state to resume.
+    worker = os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief"
+    path = os.path.join(FLAGS.directory, project_name(), "oracle.json")
+    if resume and not worker and not os.path.exists(path):
+        raise ValueError(f"no search to resume in {path}; run "
+                         f"without --resume to start one")
+
+
+entry.check_after(_check_preset, "preset", "dataset")
+entry.check_after(_check_resume, "resume")
+entry.check_after(entry.dataset, "dataset")
+
+
+def project_name() -> str:
+    """The project's name: --project, or one made from mode and dataset."""
+    default = f"{FLAGS.mode}_{FLAGS.dataset}".replace("/", "_")
+    return FLAGS.project or default
+
 
 def build_tuner(hypermodel):
     """The FNAS tuner the flags describe."""
@@ -84,8 +122,7 @@ def build_tuner(hypermodel):
         import tensorflow as tf
 
         strategy = tf.distribute.MirroredStrategy()
-    project = FLAGS.project or f"{FLAGS.mode}_{FLAGS.dataset}".replace(
-        "/", "_")
+    project = project_name()
     return fnas_keras.FNAS(
         hypermodel,
         objective="val_accuracy",
@@ -114,6 +151,11 @@ def main(argv):
 
     spec = data.info(FLAGS.dataset)
     preset = FLAGS.preset or _PRESET_OF[FLAGS.dataset]
+    # First, so a missing download stops the run before anything else.
+    args, kwargs = data.fit_data(
+        FLAGS.dataset, batch_size=FLAGS.batch_size,
+        limit=FLAGS.train_examples, data_dir=FLAGS.data_dir,
+    )
     space = hypermodel.FNASHyperModel(
         preset, input_shape=spec.input_shape, num_classes=spec.num_classes
     )
@@ -124,12 +166,13 @@ def main(argv):
           f"{FLAGS.latency_spec_ms} ms")
     if FLAGS.space_samples and not tuner._is_worker():
         print(tuner.space_report(samples=FLAGS.space_samples))
-    args, kwargs = data.fit_data(
-        FLAGS.dataset, batch_size=FLAGS.batch_size,
-        limit=FLAGS.train_examples, data_dir=FLAGS.data_dir,
-    )
     started = time.time()
-    tuner.search(*args, epochs=FLAGS.epochs, verbose=0, **kwargs)
+    try:
+        tuner.search(*args, epochs=FLAGS.epochs, verbose=0, **kwargs)
+    except KeyboardInterrupt:
+        print(entry.interrupted(__file__, tuner.project_dir),
+              file=sys.stderr)
+        return 130
     if tuner._is_worker():
         return
     elapsed = time.time() - started
@@ -139,8 +182,17 @@ def main(argv):
     print(f"search wall time: {elapsed:.1f} s")
     print("files:")
     for path in paths.values():
-        print(f"  {os.path.relpath(path)}")
+        print(f"  {entry.shown(path)}")
+    print()
+    more = {"max_trials": 2 * FLAGS.max_trials}
+    if FLAGS.max_episodes:
+        more["max_episodes"] = 2 * FLAGS.max_episodes
+    print(entry.next_steps(
+        tuner.project_dir, paths.get("model"), FLAGS.device, FLAGS.bits,
+        FLAGS.mapping,
+        entry.command(__file__, entry.resume_argv(sys.argv[1:], more)),
+    ))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main)

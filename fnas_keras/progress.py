@@ -3,14 +3,18 @@
 The scalars go to `<project_dir>/controller`, beside keras-tuner's own
 files, one point per controller update: reward, baseline, entropy,
 rejection rate and the best score so far among children within the spec.
+The display adds, under each trial, how far the search is: trials done of
+max_trials, children judged, the rejection rate and the time left.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import statistics
 
 import tensorflow as tf
+from keras_tuner.engine import trial as trial_module
 from keras_tuner.src.engine import oracle as oracle_module
 
 from fnas_keras import gate
@@ -104,4 +108,73 @@ class LineDisplay(oracle_module.Display):
             f"{self.format_duration(elapsed)}",
             flush=True,
         )
+        print(f"  {search_progress(self.oracle)}", flush=True)
+
+
+def search_progress(oracle) -> str:
+    """How far a search is, from the oracle's public counts.
+
+    Args:
+        oracle: An FNASOracle (its trials, max_trials, num_rejected,
+            trial_times and episodes_left()).
+
+    Returns:
+        A line such as "3/8 trials done, 17 children judged, 14 rejected
+        (82%), about 1m10s left".
+    """
+    running = trial_module.TrialStatus.RUNNING
+    statuses = [t.status for t in oracle.trials.values()]
+    done = sum(status != running for status in statuses)
+    fits = [end - start for start, end in oracle.trial_times.values()
+            if end is not None]
+    return progress_line(
+        done=done, max_trials=oracle.max_trials,
+        rejected=oracle.num_rejected, judged=oracle.num_rejected
+        + len(statuses), fit_seconds=fits,
+        running=statuses.count(running),
+        episodes_left=oracle.episodes_left(),
+    )
+
+
+def progress_line(*, done: int, max_trials: int, judged: int, rejected: int,
+                  fit_seconds: list[float], running: int = 0,
+                  episodes_left: int | None = None) -> str:
+    """The progress line of `search_progress`, from plain numbers.
+
+    The time left is the mean fit time times the trials still to train,
+    shared among the processes training now (one, plus one per other
+    running trial); rejections cost milliseconds and are not counted.
+
+    Args:
+        done: Trials ended (completed or failed).
+        max_trials: The search's max_trials.
+        judged: Children judged: trials plus rejections.
+        rejected: Children rejected without training.
+        fit_seconds: Wall times of the ended trials.
+        running: Trials training now, besides the one just ended.
+        episodes_left: Children max_episodes still allows, or None.
+    """
+    rate = rejected / judged if judged else 0.0
+    parts = [f"{done}/{max_trials} trials done",
+             f"{judged} {'child' if judged == 1 else 'children'} judged",
+             f"{rejected} rejected ({rate:.0%})"]
+    left = max(0, max_trials - done)
+    if episodes_left is not None:
+        left = min(left, episodes_left + running)
+    if left and fit_seconds:
+        seconds = statistics.fmean(fit_seconds) * left / (1 + running)
+        parts.append(f"about {_duration(seconds)} left")
+    return ", ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    """3725 -> "1h02m", 70 -> "1m10s", 9 -> "9s"."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
 

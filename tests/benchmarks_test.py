@@ -10,13 +10,64 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(script, *flags, timeout=600):
+def run(script, *flags, timeout=600, status=0):
+    env = dict(os.environ)
+    env.pop("FNAS_VERBOSE", None)
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", script), *flags],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    assert result.returncode == status, result.stdout + result.stderr
+    return result.stdout if status == 0 else result.stderr
+
+
+@pytest.mark.parametrize("script, flag, message", [
+    ("search.py", "--device=zc7020",
+     "flag --device=zc7020: unknown device 'zc7020'; known: xc7z020"),
+    ("search.py", "--bits=12",
+     "flag --bits=12: value should be one of <8|16|32>"),
+    ("search.py", "--latency_spec_ms=0",
+     "flag --latency_spec_ms=0.0: the value must be a finite number > 0"),
+    ("search.py", "--max_trials=0",
+     "flag --max_trials=0: must be at least 1, got 0"),
+    ("search.py", "--nosuch_flag", "Unknown command line flag 'nosuch_flag'"),
+    ("paper.py", "--latency_spec_ms=7,x",
+     "flag --latency_spec_ms=['7', 'x']: 'x' is not a number"),
+    ("paper.py", "--device=vu9", "flag --device=vu9: unknown device 'vu9'"),
+    ("analyzer.py", "--bits=12",
+     "flag --bits=12: unsupported bits 12; allowed: 8, 16, 32"),
+    ("rejection_cost.py", "--children=1",
+     "flag --children=1: must be at least 2, got 1"),
+])
+def test_a_bad_flag_is_one_line_and_status_2(script, flag, message):
+    err = run(script, flag, status=2, timeout=120)
+    assert err.startswith(f"{script}: error: {message}")
+    assert err.count("\n") == 1, err
+
+
+def test_resume_needs_a_search_to_resume(tmp_path):
+    err = run("search.py", "--resume", f"--directory={tmp_path}",
+              status=2, timeout=120)
+    path = tmp_path / "fnas_digits" / "oracle.json"
+    assert err == (f"search.py: error: flag --resume=True: no search to "
+                   f"resume in {path}; run without --resume to start one\n")
+
+
+def test_missing_imagenet_files_are_one_quiet_line(tmp_path):
+    # TensorFlow and TFDS load before the archives are found missing:
+    # none of their start-up messages may show.
+    err = run("search.py", "--dataset=imagenet2012",
+              f"--data_dir={tmp_path}", status=2, timeout=300)
+    assert err.startswith("search.py: error: imagenet2012 needs a manual "
+                          "download: put ILSVRC2012_img_train.tar")
+    assert err.count("\n") == 1, err
+
+
+def test_unknown_dataset_is_one_line(tmp_path):
+    err = run("paper.py", "--dataset=cifar11", status=2, timeout=300)
+    assert err.startswith("paper.py: error: flag --dataset=cifar11: unknown "
+                          "dataset 'cifar11'; known: digits")
+    assert err.count("\n") == 1, err
 
 
 @pytest.mark.slow
@@ -40,6 +91,11 @@ def test_search_writes_every_result_file(tmp_path):
     assert all(float(r["latency_ms"]) > 7.0 for r in rejected
                if r["latency_ms"])
     assert out.count("Rejected child") == len(rejected)
+    assert "2/2 trials done" in out and "about" in out
+    steps = out[out.index("Next steps:"):].splitlines()
+    assert steps[2].endswith(f"--logdir {project / 'controller'}")
+    assert f"{project / 'best_model.keras'} --compare" in steps[4]
+    assert steps[-1].endswith("--max_trials=4 --resume")
 
 
 @pytest.mark.slow
