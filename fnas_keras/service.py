@@ -32,7 +32,6 @@ import ipaddress
 import logging
 import os
 import threading
-import time
 from concurrent import futures
 from typing import Any
 from typing import Iterator
@@ -125,11 +124,15 @@ class _Servicer(oracle_chief.OracleServicer):
         return protos.get_service().EndTrialResponse()
 
 
-def serve(oracle: Any) -> None:
+def serve(oracle: Any, stop: threading.Event | None = None) -> None:
     """Serves `oracle` to the workers until the search ends.
 
     Returns once a worker has been told to stop and no trial runs and no
     worker remains (keras-tuner's condition), checked every second.
+
+    Args:
+        oracle: The chief's oracle.
+        stop: Ends the service early when set (for tests and embedders).
 
     Raises:
         Exception: The error that ended the search, raised by the oracle's
@@ -154,8 +157,9 @@ def serve(oracle: Any) -> None:
     server.start()
     stop_reaping = _start_reaper(oracle)
     try:
-        while not _finished(oracle, servicer, guard):
-            time.sleep(_POLL_S)
+        stop = stop or threading.Event()
+        while not (_finished(oracle, servicer, guard) or stop.is_set()):
+            stop.wait(_POLL_S)
     finally:
         stop_reaping.set()
         server.stop(grace=1.0)
