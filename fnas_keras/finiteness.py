@@ -39,6 +39,11 @@ _HINT = ("; a child trained on it gets NaN weights: clean or drop "
          "those examples before the search")
 _START = "<fnas-non-finite>"
 _END = "</fnas-non-finite>"
+# What Assert prints: [START name in batch] [b] [count] [i j k] [size] [END]
+_ASSERTED = re.compile(
+    rf"{_START}(.*?) in batch\] \[(\d+)\] \[(\d+)\] \[([\d ]*)\] "
+    rf"\[(\d+)\] \[{_END}"
+)
 
 
 class NonFiniteDataError(keras_tuner.errors.FatalValueError):
@@ -129,10 +134,15 @@ def data_errors() -> Iterator[None]:
     try:
         yield
     except tf.errors.OpError as error:
-        found = re.search(f"{_START}(.*?){_END}", str(error), re.S)
+        found = _ASSERTED.search(str(error))
         if found is None:
             raise
-        raise NonFiniteDataError(found.group(1)) from None
+        name, batch, count, index, total = found.groups()
+        name = name.replace("\\'", "'")  # Assert escapes quotes.
+        index = ", ".join(index.split())
+        raise NonFiniteDataError(
+            message(f"{name} in batch {batch}", int(count), int(total), index)
+        ) from None
 
 
 class FailOnNonFiniteChild(keras.callbacks.Callback):
@@ -175,9 +185,10 @@ def _fail_if_non_finite(what: str, value: Any) -> None:
         return
     count = int(a.size - np.count_nonzero(np.isfinite(a)))
     if count:
+        plural = "" if count == 1 else "s"
         raise keras_tuner.errors.FailedTrialError(
-            f"{what} has {count} non-finite values out of {a.size} after "
-            "the fit: the child diverged, whatever its loss says"
+            f"{what} has {count} non-finite value{plural} out of {a.size} "
+            "after the fit: the child diverged, whatever its loss says"
         )
 
 
@@ -233,27 +244,23 @@ def _guarded(dataset: tf.data.Dataset, prefix: str) -> tf.data.Dataset:
 
 
 def _graph_check(name: str, tensor: tf.Tensor, batch: tf.Tensor):
-    """An op that fails, with `message`'s text, on a non-finite value."""
-    finite = tf.math.is_finite(tensor)
+    """An op that fails on a non-finite value; `data_errors` reads it.
 
-    def fail():
-        bad = tf.where(tf.logical_not(finite))
-        count = tf.shape(bad)[0]
-        plural = tf.where(tf.equal(count, 1), "", "s")
-        index = tf.strings.reduce_join(
-            tf.strings.as_string(bad[0]), separator=", "
-        )
-        text = tf.strings.join([
-            _START, name, " in batch ", tf.strings.as_string(batch),
-            " has ", tf.strings.as_string(count), " non-finite value",
-            plural, " (NaN or infinity) out of ",
-            tf.strings.as_string(tf.size(tensor)),
-            ", the first at index [", index, "]", _HINT, _END,
-        ])
-        with tf.control_dependencies([tf.debugging.Assert(False, [text])]):
-            return tf.constant(False)
-
-    return tf.cond(tf.reduce_all(finite), lambda: tf.constant(True), fail)
+    Its data are strings and int32 only, so no `tf.cond` guards the assert
+    (the cheapest form in a pipeline): the count, first index and size
+    are computed on every batch, each one pass over a boolean mask.
+    """
+    bad = tf.reshape(tf.logical_not(tf.math.is_finite(tensor)), [-1])
+    count = tf.reduce_sum(tf.cast(bad, tf.int32))
+    first = tf.cast(tf.argmax(bad, output_type=tf.int32), tf.int32)
+    shape = tf.shape(tensor, out_type=tf.int32)
+    index = tf.cast(tf.unravel_index(first, shape), tf.int32)
+    return tf.debugging.Assert(
+        tf.equal(count, 0),
+        [f"{_START}{name} in batch", tf.cast(batch, tf.int32), count, index,
+         tf.size(tensor, out_type=tf.int32), _END],
+        summarize=64,
+    )
 
 
 def _probe(x: Any) -> Any:

@@ -189,5 +189,5 @@ def test_nan_weights_with_a_finite_loss_fail_the_trial(tmp_path, monkeypatch):
     penalty = reward.rejected(tuner.oracle.reward_rule, math.inf, 1)
     for trial in trials:
         assert trial.status == "FAILED"
-        assert "nan_gradient/w has 1 non-finite values" in trial.message
+        assert "nan_gradient/w has 1 non-finite value " in trial.message
         assert (trial.trial_id, penalty) in settled
