@@ -11,6 +11,7 @@ from typing import Sequence
 import keras
 import keras_tuner
 
+from fnas_keras import checkpoint
 from fnas_keras import constraint as constraint_module
 from fnas_keras import finiteness
 from fnas_keras import fpga
@@ -258,6 +259,11 @@ class FNAS(keras_tuner.Tuner):
             with lease.heartbeat(self.oracle, trial.trial_id,
                                  self.trial_timeout_s):
                 return super().run_trial(trial, *fit_args, **fit_kwargs)
+
+    def _build_and_fit_model(self, trial, *fit_args: Any, **fit_kwargs: Any):
+        """keras-tuner's, with the checkpoint and build config written
+        atomically (see `checkpoint.build_and_fit`)."""
+        return checkpoint.build_and_fit(self, trial, *fit_args, **fit_kwargs)
 
     def pre_create_trial(self) -> None:
         """Waits before asking again when the last ask got no trial.

@@ -169,3 +169,18 @@ def test_nan_outputs_with_finite_weights_fail_the_child():
 def test_a_finite_child_passes():
     history = fit(keras.layers.Identity(), images() + 1.0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_a_dataset_of_dicts_names_the_feature():
+    x = np.zeros((40, 3, 2), np.float32)
+    x[33, 1, 1] = np.inf
+    ds = tf.data.Dataset.from_tensor_slices(({"image": x}, np.zeros(40)))
+    args, _, _ = finiteness.checked_fit_data((ds.batch(8),), {})
+    with pytest.raises(finiteness.NonFiniteDataError) as error:
+        with finiteness.data_errors():
+            for _ in args[0]:
+                pass
+    assert str(error.value).startswith(
+        "x['image'] in batch 4 has 1 non-finite value (NaN or infinity) out "
+        "of 48, the first at index [1, 1, 1]"
+    )
