@@ -139,7 +139,7 @@ def serve(oracle: Any, stop: threading.Event | None = None) -> None:
             `create_trial` or `end_trial` (e.g. too many failures in a row).
     """
     address = _address()
-    secret = os.environ.get(SECRET_ENV) or None
+    secret = shared_secret()
     guard = _Guard(oracle)
     interceptors = [guard] if secret is None else [_Gate(secret), guard]
     if secret is None and not _is_loopback(address):
@@ -289,7 +289,7 @@ class _Credentials(grpc.UnaryUnaryClientInterceptor):
 
     def __init__(self, tuner_id: str):
         self._metadata = [(_TUNER_KEY, tuner_id)]
-        secret = os.environ.get(SECRET_ENV)
+        secret = shared_secret()
         if secret:
             self._metadata.append((_SECRET_KEY, secret))
 
@@ -306,6 +306,21 @@ class _CallDetails(grpc.ClientCallDetails):
         self.credentials = details.credentials
         self.wait_for_ready = details.wait_for_ready
         self.compression = details.compression
+
+
+def shared_secret() -> str | None:
+    """The secret in FNAS_ORACLE_SECRET, or None when unset or empty.
+
+    Raises:
+        ValueError: If it is not printable ASCII (gRPC metadata is not).
+    """
+    secret = os.environ.get(SECRET_ENV) or None
+    if secret is not None and not (secret.isascii() and secret.isprintable()):
+        raise ValueError(
+            f"{SECRET_ENV} must be printable ASCII (e.g. a hex token from "
+            "secrets.token_hex), not a value with other characters"
+        )
+    return secret
 
 
 def _metadata(context) -> dict:

@@ -268,3 +268,10 @@ def test_a_certificate_without_its_key_is_a_clear_error(monkeypatch,
     monkeypatch.delenv(service.KEY_ENV, raising=False)
     with pytest.raises(ValueError, match=service.KEY_ENV):
         service._bind(grpc.server(None), "127.0.0.1:1")
+
+
+@pytest.mark.parametrize("secret", ["caf\u00e9", "two\nlines"])
+def test_a_secret_gRPC_cannot_carry_is_a_clear_error(monkeypatch, secret):
+    monkeypatch.setenv(service.SECRET_ENV, secret)
+    with pytest.raises(ValueError, match="printable ASCII"):
+        service.shared_secret()
