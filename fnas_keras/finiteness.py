@@ -106,10 +106,10 @@ def checked_fit_data(
     Raises:
         NonFiniteDataError: On the first array holding NaN or infinity.
     """
+    # Read as Model.fit reads them; a HyperModel.fit of the user's own may
+    # take more, which are left alone.
     names = list(inspect.signature(keras.Model.fit).parameters)[1:]
     args, kwargs = list(fit_args), dict(fit_kwargs)
-    if len(args) > len(names) or not set(kwargs) <= set(names):
-        return fit_args, fit_kwargs, None  # A HyperModel.fit of its own.
     given = {**dict(zip(names, args)), **kwargs}
     for name in ("x", "y", "sample_weight", "validation_data"):
         _check_input(given.get(name), name)

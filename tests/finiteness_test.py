@@ -184,3 +184,10 @@ def test_a_dataset_of_dicts_names_the_feature():
         "x['image'] in batch 4 has 1 non-finite value (NaN or infinity) out "
         "of 48, the first at index [1, 1, 1]"
     )
+
+
+def test_arguments_of_a_custom_fit_are_kept_and_data_still_checked():
+    x = images(bad=[((3, 0, 0, 0), np.nan)])
+    assert error_of(x, augment=True).startswith("x has 1")
+    args, kwargs, _ = finiteness.checked_fit_data((images(),), {"augment": 1})
+    assert kwargs == {"augment": 1} and len(args) == 1
