@@ -254,25 +254,6 @@ def heartbeat(oracle: Any, trial_id: str, timeout_s: float) -> Iterator[None]:
         stop.set()
 
 
-def start_reaper(oracle: Any) -> threading.Event:
-    """Expires leases on the chief every poll interval, until set.
-
-    create_trial expires leases too, but a worker that dies between trials
-    holds none, and once the others have stopped nobody calls it.
-
-    Returns:
-        The event that stops the thread.
-    """
-    stop = threading.Event()
-
-    def reap() -> None:
-        while not stop.wait(poll_interval(oracle.trial_timeout_s)):
-            oracle.expire_leases()
-
-    threading.Thread(target=reap, name="fnas-lease-reaper", daemon=True).start()
-    return stop
-
-
 def checked_timeout(timeout_s: Any) -> float:
     """Returns a trial timeout as a float.
 

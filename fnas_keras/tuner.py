@@ -10,9 +10,10 @@ from typing import Sequence
 
 import keras
 import keras_tuner
-from keras_tuner.src.distribute import utils as dist_utils
 
+from fnas_keras import checkpoint
 from fnas_keras import constraint as constraint_module
+from fnas_keras import finiteness
 from fnas_keras import fpga
 from fnas_keras import gate
 from fnas_keras import hypermodel as hypermodel_module
@@ -20,6 +21,7 @@ from fnas_keras import keras_reader
 from fnas_keras import lease
 from fnas_keras import oracle as oracle_module
 from fnas_keras import progress
+from fnas_keras import service
 from fnas_keras import storage
 
 _COLUMNS = ("latency_ms", "dsp_used", "bram18_used")
@@ -161,7 +163,9 @@ class FNAS(keras_tuner.Tuner):
         # keras-tuner's gRPC client, which exposes only a few attributes.
         self.trial_timeout_s = oracle.trial_timeout_s
         self._idle = False
+        self._probe = None
         super().__init__(oracle, hypermodel, **kwargs)
+        self.oracle = service.worker_client(self.oracle)
 
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
         """Searches, as `keras_tuner.Tuner.search`: takes what `fit` takes.
@@ -169,7 +173,14 @@ class FNAS(keras_tuner.Tuner):
         The latency gate is set up here, on the process that holds the
         oracle (the chief in distributed tuning), with the input shape read
         from the data when the model has no Input layer.
+
+        Raises:
+            finiteness.NonFiniteDataError: If the data hold NaN or infinity
+                (see `finiteness.checked_fit_data`).
         """
+        fit_args, fit_kwargs, self._probe = finiteness.checked_fit_data(
+            fit_args, fit_kwargs
+        )
         if not self._is_worker():
             self.oracle.progress = progress.ControllerLog(self.project_dir)
         if self.constraint is not None and not self._is_worker():
@@ -178,16 +189,21 @@ class FNAS(keras_tuner.Tuner):
             )
             self.constraint.input_shape = shape
             self.oracle.gate = self._gate
-        reaper = None
-        if dist_utils.is_chief_oracle():
-            reaper = lease.start_reaper(self.oracle)
         try:
-            super().search(*fit_args, **fit_kwargs)
+            if service.is_chief():
+                self._serve(fit_kwargs)
+            else:
+                super().search(*fit_args, **fit_kwargs)
         finally:
-            if reaper is not None:
-                reaper.set()
             if not self._is_worker():
                 self.oracle.progress.close()
+
+    def _serve(self, fit_kwargs: dict) -> None:
+        """The chief's search: serves the oracle until the search ends."""
+        if "verbose" in fit_kwargs:
+            self.oracle.verbose = fit_kwargs["verbose"]
+        self.save()
+        service.serve(self.oracle)
 
     def _gate(self, values: dict) -> fpga.LatencyReport | None:
         """Models one child's FPGA latency (no fit).
@@ -242,16 +258,27 @@ class FNAS(keras_tuner.Tuner):
         return report
 
     def run_trial(self, trial, *fit_args: Any, **fit_kwargs: Any):
-        """Fits one child as keras-tuner does; a NaN loss fails the trial."""
+        """Fits one child as keras-tuner does.
+
+        A NaN loss, or weights or outputs that are not finite after the
+        fit, fail the trial; a NaN in the data stops the search.
+        """
         callbacks = list(fit_kwargs.get("callbacks") or [])
         callbacks.append(FailOnNaN(self.oracle.objective))
+        callbacks.append(finiteness.FailOnNonFiniteChild(self._probe))
         fit_kwargs["callbacks"] = callbacks
-        if not self._is_worker():
-            return super().run_trial(trial, *fit_args, **fit_kwargs)
-        # keras-tuner calls the oracle only before and after a fit.
-        with lease.heartbeat(self.oracle, trial.trial_id,
-                             self.trial_timeout_s):
-            return super().run_trial(trial, *fit_args, **fit_kwargs)
+        with finiteness.data_errors():
+            if not self._is_worker():
+                return super().run_trial(trial, *fit_args, **fit_kwargs)
+            # keras-tuner calls the oracle only before and after a fit.
+            with lease.heartbeat(self.oracle, trial.trial_id,
+                                 self.trial_timeout_s):
+                return super().run_trial(trial, *fit_args, **fit_kwargs)
+
+    def _build_and_fit_model(self, trial, *fit_args: Any, **fit_kwargs: Any):
+        """keras-tuner's, with the checkpoint and build config written
+        atomically (see `checkpoint.build_and_fit`)."""
+        return checkpoint.build_and_fit(self, trial, *fit_args, **fit_kwargs)
 
     def pre_create_trial(self) -> None:
         """Waits before asking again when the last ask got no trial.

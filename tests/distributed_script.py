@@ -6,6 +6,9 @@ Start one chief and any number of workers, each with KERASTUNER_TUNER_ID
     python tests/distributed_script.py --directory /tmp/run --log w0.log \
         --max-trials 4 --trial-timeout-s 10 --fit-sleep-s 0
 
+With `--nan-loss` every child's loss is NaN, so every trial fails.
+FNAS_ORACLE_SECRET, when set, must be the same in every process.
+
 Each worker appends `start <trial_id>` before a trial, `fit` when Keras
 starts fitting it and `done <trial_id>` after it, so a test can tell which
 process trained what, and when a process is in the middle of a fit.
@@ -32,6 +35,17 @@ def build_model(hp):
     model = keras.Sequential()
     tiny_cnn.add_conv_stack(model, hp, max_layers=3)
     return tiny_cnn.finish(model, "adam")
+
+
+def nan_loss(y_true, y_pred):
+    return keras.ops.mean(y_pred) * float("nan")
+
+
+def build_diverging(hp):
+    """The same children, each with a NaN loss."""
+    model = build_model(hp)
+    model.compile("adam", nan_loss, metrics=["accuracy"])
+    return model
 
 
 def append(path: str, line: str) -> None:
@@ -76,6 +90,7 @@ def main() -> None:
     parser.add_argument("--max-trials", type=int, default=4)
     parser.add_argument("--trial-timeout-s", type=float, default=None)
     parser.add_argument("--fit-sleep-s", type=float, default=0.0)
+    parser.add_argument("--nan-loss", action="store_true")
     args = parser.parse_args()
     # Two cores run three processes: one thread each avoids thrashing.
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -85,7 +100,7 @@ def main() -> None:
         extra["trial_timeout_s"] = args.trial_timeout_s
     chief = os.environ["KERASTUNER_TUNER_ID"] == "chief"
     tuner = LoggedFNAS(
-        build_model,
+        build_diverging if args.nan_loss else build_model,
         objective="val_accuracy",
         max_trials=args.max_trials,
         device="xc7z020",

@@ -178,9 +178,10 @@ class Cluster:
     def log(self, tuner_id: str) -> str:
         return str(self.tmp_path / f"{tuner_id}.log")
 
-    def start(self, tuner_id: str, *flags: str) -> None:
+    def start(self, tuner_id: str, *flags: str, secret: str = "") -> None:
         env = dict(
             os.environ,
+            FNAS_ORACLE_SECRET=secret,
             KERASTUNER_TUNER_ID=tuner_id,
             KERASTUNER_ORACLE_IP="127.0.0.1",
             KERASTUNER_ORACLE_PORT=str(self.port),
@@ -272,6 +273,7 @@ def check_results(tmp_path, done: list[str]) -> None:
     """Every trial completed once, within the spec, with its latency."""
     trials = chief_trials(tmp_path)
     assert len(trials) == MAX_TRIALS
+    assert all(t.score < 0.999 for t in trials.values())
     assert sorted(done) == sorted(trials), "each trial is trained once"
     for trial in trials.values():
         assert trial.status == "COMPLETED", trial.trial_id
@@ -314,3 +316,69 @@ def test_search_finishes_when_a_worker_dies_mid_fit(tmp_path, cluster):
     done = trained(c, "tuner0")
     assert lost[0] in done, "the dead worker's trial is run again"
     check_results(tmp_path, done)
+
+
+def stranger_calls(port: int, trial_id: str) -> dict:
+    """What a stranger gets for taking a trial and reporting a score."""
+    import grpc
+    from keras_tuner.src import protos
+
+    stub = protos.get_service_grpc().OracleStub(
+        grpc.insecure_channel(f"127.0.0.1:{port}")
+    )
+    pb = protos.get_service()
+    made_up = keras_tuner.engine.trial.Trial(
+        keras_tuner.HyperParameters(), trial_id=trial_id, status="COMPLETED"
+    )
+    calls = {
+        "CreateTrial": pb.CreateTrialRequest(tuner_id="tuner0"),
+        "UpdateTrial": pb.UpdateTrialRequest(
+            trial_id=trial_id, metrics={"val_accuracy": 0.999}
+        ),
+        "EndTrial": pb.EndTrialRequest(trial=made_up.to_proto()),
+    }
+    codes = {}
+    for method, request in calls.items():
+        try:
+            getattr(stub, method)(request, wait_for_ready=True,
+                                  timeout=DEADLINE_S / 2)
+            codes[method] = "OK"
+        except grpc.RpcError as error:
+            codes[method] = error.code().name
+    return codes
+
+
+@pytest.mark.slow
+def test_a_stranger_is_refused_and_the_search_is_unchanged(tmp_path,
+                                                            cluster):
+    c = cluster("--trial-timeout-s", "30")
+    c.start("chief", secret="s3cret")
+    # The chief is up before any worker: the stranger goes first.
+    codes = stranger_calls(c.port, "0")
+    assert codes == dict.fromkeys(codes, "UNAUTHENTICATED")
+    c.start("tuner0", secret="s3cret")
+    assert c.wait_exit("tuner0") == 0, c.output()
+    assert c.wait_exit("chief") == 0, c.output()
+    check_results(tmp_path, trained(c, "tuner0"))
+    assert "Refused a call from" in c.output()
+
+
+@pytest.mark.slow
+def test_failures_in_a_row_end_chief_and_workers_with_the_reason(
+    tmp_path, cluster
+):
+    c = cluster("--trial-timeout-s", "30", "--nan-loss")
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        c.start(tuner_id)
+    codes = {t: c.wait_exit(t) for t in ("tuner0", "tuner1", "chief")}
+    assert all(code != 0 for code in codes.values()), c.output()
+    out = {t: (tmp_path / f"{t}.out").read_text() for t in codes}
+    assert "consecutive failures" in out["chief"]
+    for tuner_id in ("tuner0", "tuner1"):
+        assert "consecutive failures" in out[tuner_id]
+    trials = chief_trials(tmp_path)
+    failed = [t for t in trials.values() if t.status == "FAILED"]
+    assert len(failed) >= 3
+    for trial in failed:  # The workers' tracebacks, kept on the chief.
+        assert "Traceback" in trial.message
+        assert "loss is NaN at epoch 1" in trial.message

@@ -15,6 +15,7 @@ import fnas_keras
 from fnas_keras import data
 from fnas_keras import oracle as oracle_module
 from fnas_keras import reward
+from tests import finiteness_test
 from tests import oracle_test
 
 MODES = ("ok", "build", "nan", "oom")
@@ -145,3 +146,48 @@ def test_nan_objective_fails_the_trial_and_says_so(tmp_path):
         tmp_path, "project", f"trial_{trial.trial_id}", "trial.json"
     ))
     assert saved.message == "objective score is NaN"
+
+
+@pytest.mark.slow
+def test_nan_weights_with_a_finite_loss_fail_the_trial(tmp_path, monkeypatch):
+    settled = []
+    trained_reward = oracle_module.FNASOracle._trained_reward
+
+    def spy(self, trial, update_baseline):
+        value = trained_reward(self, trial, update_baseline)
+        if update_baseline:
+            settled.append((trial.trial_id, value))
+        return value
+
+    monkeypatch.setattr(oracle_module.FNASOracle, "_trained_reward", spy)
+
+    def diverges(hp):
+        model = keras.Sequential([
+            keras.Input((28, 28, 1)),
+            finiteness_test.NanGradient(),
+            keras.layers.Conv2D(hp.Choice("units", [4, 8]), 3),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        model.compile("adam", "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    x, y = data.load_arrays("digits", "train", limit=64)
+    # Plain NAS: the FPGA model does not know the test's custom layer.
+    tuner = fnas_keras.FNAS(
+        diverges, objective="val_accuracy", max_trials=4, max_rejections=30,
+        max_consecutive_failed_trials=None, seed=1,
+        directory=str(tmp_path), project_name="diverges",
+    )
+    tuner.oracle.verbose = 0
+    tuner.search(x, y, validation_data=(x, y), epochs=1, batch_size=32,
+                 verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    units = sorted(t.hyperparameters.values["units"] for t in trials)
+    assert units == [4, 8], "each architecture is tried once, not retried"
+    penalty = reward.rejected(tuner.oracle.reward_rule, math.inf, 1)
+    for trial in trials:
+        assert trial.status == "FAILED"
+        assert "nan_gradient/w has 1 non-finite value " in trial.message
+        assert (trial.trial_id, penalty) in settled

@@ -10,10 +10,13 @@ import shutil
 
 import keras
 import keras_tuner as kt
+import numpy as np
 import pytest
+import tensorflow as tf
 
 import fnas_keras
 from fnas_keras import data
+from fnas_keras import finiteness
 from fnas_keras import fpga
 
 
@@ -151,3 +154,45 @@ def test_devices_are_named_in_spec_error_without_device(tmp_path):
         make(tmp_path, device=None)
     assert "needs a device" in str(error.value)
     assert all(name in str(error.value) for name in fpga.devices())
+
+
+def nan_digits(index):
+    x, y = data.load_arrays("digits", "train", limit=32)
+    x = x.copy()
+    x[index] = np.nan
+    return x, y
+
+
+def test_one_nan_pixel_stops_before_the_first_child(tmp_path):
+    x, y = nan_digits((5, 14, 14, 0))
+    tuner = make(tmp_path)
+    with pytest.raises(ValueError) as error:
+        tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    assert str(error.value).startswith(
+        "x has 1 non-finite value (NaN or infinity) out of 25088, the first "
+        "at index [5, 14, 14, 0]"
+    )
+    assert tuner.oracle.trials == {}
+
+
+@pytest.mark.parametrize("batch, name", [(0, "validation x"), (3, "x")])
+def test_nan_in_a_dataset_stops_the_search_naming_the_batch(
+    tmp_path, batch, name
+):
+    x, y = nan_digits((8 * batch + 3, 3, 4, 0))
+    bad = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    good = tf.data.Dataset.from_tensor_slices(
+        data.load_arrays("digits", "train", limit=32)
+    ).batch(8)
+    train, validation = (good, bad) if name == "validation x" else (bad, good)
+    tuner = make(tmp_path)
+    tuner.oracle.verbose = 0
+    with pytest.raises(finiteness.NonFiniteDataError) as error:
+        tuner.search(train, validation_data=validation, epochs=1, verbose=0)
+    assert str(error.value).startswith(
+        f"{name} in batch {batch} has 1 non-finite value (NaN or infinity) "
+        "out of 6272, the first at index [3, 3, 4, 0]"
+    )
+    # Batch 0 is checked before any child; batch 3 during the first fit.
+    assert len(tuner.oracle.trials) == (batch > 0)
+    assert all(t.status != "COMPLETED" for t in tuner.oracle.trials.values())
