@@ -14,6 +14,7 @@ Example:
     True
 """
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ ResourceError = _tiling.ResourceError
 Tiling = _tiling.Tiling
 Workload = _workload.Workload
 
-MAPPINGS = ("pipelined", "shared")
+MAPPINGS = ("pipelined", "shared", "auto")
 BITS = (8, 16, 32)
 
 __all__ = ["BITS", "MAPPINGS", "FpgaDevice", "LatencyReport", "LayerReport",
@@ -56,8 +57,10 @@ def analyze(model_or_layers: Any, device: "str | FpgaDevice", *,
             previous layer) and an optional "name".
         device: an FpgaDevice or a catalogue name ("xc7z020", "zcu102").
         bits: word width, 8, 16 or 32.
-        mapping: "pipelined" (FNAS: an engine per layer, pipelined by row
-            bands) or "shared" (one engine, layers in sequence).
+        mapping: "pipelined" (FNAS: engines per layer or per segment of
+            layers, pipelined by row bands), "shared" (one engine, layers
+            in sequence) or "auto" (the faster of the two; the report's
+            `mapping` names it and its `requested` is "auto").
         unroll: with mapping="shared", a fixed (Tm, Tn) instead of the
             searched one.
 
@@ -78,7 +81,22 @@ def analyze(model_or_layers: Any, device: "str | FpgaDevice", *,
     parsed = _workload.parse_all(layers)
     if mapping == "shared":
         return _schedule.shared(layers, parsed, dev, bits, unroll)
-    return _schedule.pipelined(layers, parsed, dev, bits)
+    if mapping == "pipelined":
+        return _schedule.pipelined(layers, parsed, dev, bits)
+    return _auto(layers, parsed, dev, bits)
+
+
+def _auto(layers: Sequence[dict], parsed: list, dev: FpgaDevice,
+          bits: int) -> LatencyReport:
+    """The faster of pipelined and shared (ties: shared, one engine)."""
+    fast = _schedule.shared(layers, parsed, dev, bits, None)
+    try:
+        piped = _schedule.pipelined(layers, parsed, dev, bits)
+    except ResourceError:
+        piped = None
+    if piped is not None and piped.latency_cycles < fast.latency_cycles:
+        fast = piped
+    return dataclasses.replace(fast, requested="auto")
 
 
 def check(device: "str | FpgaDevice", bits: int, mapping: str) -> None:
