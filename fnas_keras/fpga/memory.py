@@ -21,6 +21,7 @@ Double-buffered banks hold two tiles (the write and the read half of a
 simple dual-port RAM): twice the words.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -43,6 +44,8 @@ def bram18(banks: "int | np.ndarray", depth: "int | np.ndarray",
     by side; ceil(depth / geometry depth) blocks deep. 0 banks or 0 words
     take no block. Works on numpy arrays element-wise.
     """
+    if isinstance(banks, int) and isinstance(depth, int):
+        return _bram18(banks, depth, bits)
     best = None
     for rows, width in BRAM18_SHAPES:
         deep = -(-depth // rows)
@@ -53,6 +56,23 @@ def bram18(banks: "int | np.ndarray", depth: "int | np.ndarray",
             blocks = banks * -(-bits // width) * deep
         best = blocks if best is None else np.minimum(best, blocks)
     return best if isinstance(best, np.ndarray) else int(best)
+
+
+@functools.lru_cache(maxsize=65536)
+def _bram18(banks: int, depth: int, bits: int) -> int:
+    """bram18 for Python ints (no numpy: a search calls it per Choice)."""
+    if banks <= 0 or depth <= 0:
+        return 0
+    best = None
+    for rows, width in BRAM18_SHAPES:
+        deep = -(-depth // rows)
+        if width >= bits:
+            blocks = -(-banks // (width // bits)) * deep
+        else:
+            blocks = banks * -(-bits // width) * deep
+        if best is None or blocks < best:
+            best = blocks
+    return best
 
 
 def lutram(banks: "int | np.ndarray", depth: "int | np.ndarray",

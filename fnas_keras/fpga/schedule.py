@@ -142,9 +142,10 @@ def _per_layer(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
     balanced = _balanced(ws, budget, picked, device, bits)
     if balanced is not None:
         again = _pick(ws, balanced, ports, bits, lanes_cap)
-        late = timeline.finish_in_order(layers, parsed, again)
-        if late < latency:
-            picked, latency = again, late
+        if again != picked:
+            late = timeline.finish_in_order(layers, parsed, again)
+            if late < latency:
+                picked, latency = again, late
     return _pipeline_report(layers, parsed, picked, device, bits, whole,
                             latency, macs, ports, len(picked))
 
