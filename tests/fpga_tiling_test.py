@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from fnas_keras import fpga
 from fnas_keras.fpga import engine
+from fnas_keras.fpga import shared
 from fnas_keras.fpga import tiling
 from fnas_keras.fpga import workload
 
@@ -218,7 +219,7 @@ def test_fewer_lanes_never_make_a_layer_faster(w, lanes, cut, bram):
 def test_shared_tiling_uses_one_tm_tn_for_all_layers():
     ws = [conv(8, 3, 16, 16, 3), conv(16, 8, 16, 16, 3),
           conv(16, 16, 8, 8, 1)]
-    engine, choices = tiling.shared_tiling(ws, 64, 400, TWO, 16)
+    engine, choices = shared.search(ws, 64, 400, TWO, 16)
     assert engine[0] * engine[1] <= 64
     for w, c in zip(ws, choices):
         assert c.tiling.Tm == min(engine[0], w.M)
@@ -229,10 +230,10 @@ def test_shared_tiling_uses_one_tm_tn_for_all_layers():
 
 def test_shared_tiling_is_no_worse_than_any_fixed_unroll():
     ws = [conv(8, 3, 16, 16, 3), conv(16, 8, 16, 16, 3)]
-    _, best = tiling.shared_tiling(ws, 64, 400, TWO, 16)
+    _, best = shared.search(ws, 64, 400, TWO, 16)
     total = sum(c.cycles for c in best)
     for unroll in [(1, 1), (8, 8), (16, 4), (4, 3)]:
-        _, fixed = tiling.shared_tiling(ws, 64, 400, TWO, 16, unroll)
+        _, fixed = shared.search(ws, 64, 400, TWO, 16, unroll)
         assert sum(c.cycles for c in fixed) >= total
 
 

@@ -39,6 +39,7 @@ from fnas_keras.fpga import devices
 from fnas_keras.fpga import engine
 from fnas_keras.fpga import memory
 from fnas_keras.fpga import report
+from fnas_keras.fpga import shared as shared_engine
 from fnas_keras.fpga import tiling
 from fnas_keras.fpga import timeline
 from fnas_keras.fpga import workload
@@ -262,7 +263,7 @@ def _segmented(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
                             seg_traffic, 3 * whole.i)
     chosen: list[list[tiling.Choice]] = []
     for s in range(n_seg):
-        _, conv_choices = tiling.shared_tiling(
+        _, conv_choices = shared_engine.search(
             convs[s], int(dsp[s] / dpm), bram[s], ports[s], bits,
             luts=luts[s])
         it = iter(conv_choices)
@@ -315,7 +316,7 @@ def shared(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
     if unroll is not None:
         _check_unroll(unroll, device, bits)
     conv = [s for s in work if s.w.kind == "conv"]
-    engine_, picked = tiling.shared_tiling(
+    engine_, picked = shared_engine.search(
         [s.w for s in conv], int(device.dsp / dpm), memory.blocks(device),
         p, bits, unroll, device.lutram)
     conv_choices = iter(picked)

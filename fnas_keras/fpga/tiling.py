@@ -11,10 +11,15 @@ Per tile, in cycles (each memory transfer rounded up to whole cycles):
 
 With double buffering L1 = max(tI, tW, tComp), L2 = max(ceil(N/Tn) L1, tO) and
 a layer takes groups * ceil(R/Tr) ceil(C/Tc) ceil(M/Tm) L2 cycles, where M and
-N count one group's channels.
+N count one group's channels. A depthwise layer's Tm lanes run Tm channels
+side by side (each reads its own input channel, Tn = 1).
 
-fpga.engine searches a pipelined engine's tiling; `shared_tiling` below
-searches the shared engine's.
+An engine places its weights streamed per tile (BRAM18 or LUTRAM banks, the
+terms above) or resident (whole on chip, with a line buffer: tW leaves L1
+and tI loads only new rows); its memory is packed by fpga.memory.
+
+fpga.engine searches a pipelined engine's tiling; fpga.shared the shared
+engine's.
 """
 
 import functools
@@ -31,9 +36,6 @@ from fnas_keras.fpga import workload
 N_PORTS = 3
 # Floating-point slack for ceil(words / words-per-cycle).
 EPS = 1e-9
-# Tr/Tc candidates kept per dimension by the shared engine's search (the
-# largest tiles by trip count; engine.ROW_CANDIDATES for pipelined ones).
-_SHARED_ROW_CANDIDATES = 10
 
 
 class ResourceError(ValueError):
@@ -382,73 +384,6 @@ def shape_key(w: workload.Workload) -> workload.Workload:
     return w._replace(H=0, pad_top=0)
 
 
-def _union(sizes: list[np.ndarray], cap: int) -> np.ndarray:
-    values = np.unique(np.concatenate(sizes))
-    return values[values <= cap]
-
-
-def shared_tiling(ws: list[workload.Workload], lanes: int, bram: int,
-                  p: Ports, bits: int,
-                  unroll: tuple[int, int] | None = None, luts: int = 0
-                  ) -> tuple[tuple[int, int], list[Choice]]:
-    """One engine for all layers: a unified (Tm, Tn), per-layer Tr and Tc.
-
-    The (Tm, Tn) minimising the summed cycles is searched over the union of
-    the layers' candidate sizes (Zhang et al.); a layer with fewer channels
-    than Tm or Tn leaves lanes idle, and a depthwise layer runs
-    min(Tm Tn, channels) channels side by side. The engine's buffers are
-    re-partitioned per layer, so each layer's tiling and weight placement
-    must fit the whole BRAM18 pool and LUTRAM budget.
-
-    Args:
-        ws: the "conv" workloads, in order (repeats allowed).
-        lanes: MAC lanes of the engine.
-        bram: BRAM18 blocks of the engine (URAM included as equivalents).
-        p: memory ports.
-        bits: word width.
-        unroll: a fixed (Tm, Tn), or None to search.
-        luts: LUTRAM LUTs of the engine.
-
-    Returns:
-        The engine's (Tm, Tn), and one Choice per workload with Tm and Tn
-        clipped to the layer's channels.
-
-    Raises:
-        ResourceError: some layer cannot fit at any (Tr, Tc).
-    """
-    if not ws:
-        return (0, 0), []
-    unique = list(dict.fromkeys(shape_key(w) for w in ws))
-    counts = np.array([sum(shape_key(w) == u for w in ws) for u in unique])
-    if unroll is None:
-        tm = _union([candidates(per_group(u)[0]) for u in unique], lanes)
-        tn = _union([candidates(per_group(u)[1]) for u in unique], lanes)
-        tm, tn = np.meshgrid(tm, tn, indexing="ij")
-        keep = tm * tn <= lanes
-        tm, tn = tm[keep], tn[keep]
-    else:
-        tm, tn = np.array([unroll[0]]), np.array([unroll[1]])
-    total = np.zeros(len(tm))
-    best = []
-    for u, count in zip(unique, counts):
-        cycles, arg = _shared_layer(u, tm, tn, bram, luts, p, bits)
-        total += count * cycles
-        best.append(arg)
-    order = np.lexsort((tn, tm * tn, total))
-    j = int(order[0])
-    if not np.isfinite(total[j]):
-        raise ResourceError(
-            f"a layer does not fit {bram} BRAM18 at {bits} bits even at "
-            f"Tr = Tc = 1 with (Tm, Tn) = ({int(tm[j])}, {int(tn[j])})")
-    by_key = {}
-    for u, (trs, tcs, variants) in zip(unique, best):
-        tme, tne = _clip(u, tm[j:j + 1], tn[j:j + 1])
-        t = Tiling(int(tme[0]), int(tne[0]), int(trs[j]), int(tcs[j]))
-        by_key[u] = choice(u, t, p, bits, int(variants[j]))
-    engine = (int(tm[j]), int(tn[j]))
-    return engine, [by_key[shape_key(w)] for w in ws]
-
-
 def choice(w: workload.Workload, t: Tiling, p: Ports, bits: int,
            variant: int = STREAMED, preloaded: bool = False) -> Choice:
     """The Choice of a conv engine at a tiling and weight placement."""
@@ -458,33 +393,3 @@ def choice(w: workload.Workload, t: Tiling, p: Ports, bits: int,
                   bound(w, t, p, resident), dsp(t, bits), luts, resident)
 
 
-def _clip(w: workload.Workload, tm: np.ndarray,
-          tn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The engine's (Tm, Tn) as a layer uses it."""
-    m, n = per_group(w)
-    if channel_parallel(w):
-        return np.minimum(tm * tn, m), np.ones_like(tn)
-    return np.minimum(tm, m), np.minimum(tn, n)
-
-
-def _shared_layer(w: workload.Workload, tm: np.ndarray, tn: np.ndarray,
-                  bram: int, luts: int, p: Ports, bits: int
-                  ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """Per (Tm, Tn): the layer's fewest cycles, its (Tr, Tc) and variant."""
-    tme, tne = _clip(w, tm, tn)
-    tme, tne = tme[:, None], tne[:, None]
-    tr, tc = np.meshgrid(candidates(w.R, _SHARED_ROW_CANDIDATES),
-                         candidates(w.C, _SHARED_ROW_CANDIDATES),
-                         indexing="ij")
-    tr, tc = tr.ravel()[None, :], tc.ravel()[None, :]
-    per_variant = []
-    for v in VARIANTS:
-        cycles, blocks, used = grid_cycles(w, tme, tne, tr, tc, p, bits, v)
-        per_variant.append(np.where((blocks <= bram) & (used <= luts),
-                                    cycles, np.inf))
-    cycles = np.concatenate(per_variant, axis=1)
-    arg = cycles.argmin(axis=1)
-    width = tr.shape[1]
-    rows_ = np.arange(len(tm))
-    col = arg % width
-    return cycles[rows_, arg], (tr[0, col], tc[0, col], arg // width)
