@@ -361,3 +361,39 @@ def test_depthwise_runs_many_channels_at_once():
     assert row.dsp == row.tiling.Tm
     # One lane per group would take groups x R x C x K^2 cycles at least.
     assert row.cycles * 10 < 144 * 56 * 56 * 9
+
+
+def deep_chain(n=12):
+    layers, c = [], 3
+    for i in range(n):
+        layers.append(conv(16 + 8 * (i % 3), 3, (32, 32, c)))
+        c = layers[-1]["output_shape"][-1]
+    return layers
+
+
+def test_deep_pipelined_is_never_slower_than_shared():
+    layers = deep_chain()
+    for bits in (8, 16):
+        piped = fpga.analyze(layers, "zcu102", bits=bits)
+        shared = fpga.analyze(layers, "zcu102", bits=bits, mapping="shared")
+        assert piped.mapping == "pipelined"
+        assert piped.latency_cycles <= shared.latency_cycles
+        if piped.engines == 1:  # the one segment: the shared engine
+            assert piped.latency_cycles == shared.latency_cycles
+            assert "(1 engine)" in str(piped)
+
+
+def test_segments_share_engines_and_run_their_layers_in_order():
+    layers = deep_chain()
+    parsed = workload.parse_all(layers)
+    ws = [w for p in parsed for w in p.stages]
+    owner = schedule._cuts(ws, 3)
+    assert owner == sorted(owner) and set(owner) == {0, 1, 2}
+    report = schedule._segmented(layers, parsed, ws, fpga.device("zcu102"),
+                                 16, 3)
+    assert report.engines == 3
+    seg = [sum(r.cycles for r, o in zip(report.layers, owner) if o == s)
+           for s in range(3)]
+    # A segment runs its layers one after another: at least its sum.
+    assert max(seg) <= report.latency_cycles <= sum(seg) + 1
+    assert report.dsp_used <= 2520

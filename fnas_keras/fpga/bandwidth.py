@@ -124,12 +124,13 @@ def alone(w: workload.Workload) -> bool:
     return w.R == 1
 
 
-def share(work: Sequence[workload.Workload], demands: Sequence[Traffic],
-          total: float) -> list[tiling.Ports]:
+def share(work: Sequence[workload.Workload | None],
+          demands: Sequence[Traffic], total: float) -> list[tiling.Ports]:
     """Splits `total` words per cycle over the engines' ports.
 
     Args:
-        work: the engines' workloads.
+        work: the engines' workloads (None: an engine of several layers,
+            never `alone`).
         demands: per engine, the (input, weight, output) words per image.
         total: the device's words per cycle.
 
@@ -141,7 +142,7 @@ def share(work: Sequence[workload.Workload], demands: Sequence[Traffic],
         grid.
     """
     whole = _ports(total / 3, total / 3, total / 3)
-    lone = [alone(w) for w in work]
+    lone = [w is not None and alone(w) for w in work]
     # A lone engine's ports get no weight (0 ** EXPONENT = 0: EXPONENT > 0).
     weights = np.array([_NOTHING if a else d for a, d in zip(lone, demands)],
                        dtype=float) ** EXPONENT

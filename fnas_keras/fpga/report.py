@@ -196,7 +196,8 @@ class LatencyReport:
     def _mapping_line(self) -> str:
         what = f"{self.mapping} mapping"
         if self.mapping == "pipelined":
-            what += f" ({self.engines} engines)"
+            what += (f" ({self.engines} engine"
+                     f"{'s' if self.engines != 1 else ''})")
         if self.requested == "auto":
             what = f"auto: {what} (the faster of pipelined and shared)"
         return what

@@ -259,8 +259,7 @@ def _segmented(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
     whole = tiling.ports(device, bits)
     seg_traffic = [tuple(map(sum, zip(*[bandwidth.traffic(w, None)
                                          for w in g]))) for g in groups]
-    ports = bandwidth.share([workload.Workload("conv", 1, 1, 2, 1)] * n_seg,
-                            seg_traffic, 3 * whole.i)
+    ports = bandwidth.share([None] * n_seg, seg_traffic, 3 * whole.i)
     chosen: list[list[tiling.Choice]] = []
     for s in range(n_seg):
         _, conv_choices = shared_engine.search(
