@@ -8,8 +8,8 @@ schedule), and prints archs_per_second, the latency distribution and how
 many architectures meet the spec.
 
 Run:
-    .venv/bin/python benchmarks/analyzer.py --latency_spec_ms=2.0
-    .venv/bin/python benchmarks/analyzer.py --limit=50 --mapping=shared
+    .venv/bin/python benchmarks/analyzer.py --latency_spec_ms=3.0
+    .venv/bin/python benchmarks/analyzer.py --limit=50 --mapping=auto
 """
 
 import itertools
@@ -30,9 +30,9 @@ CLASSES = 10
 
 _DEVICE = flags.DEFINE_string("device", "xc7z020", "Catalogue device name.")
 _BITS = flags.DEFINE_integer("bits", 16, "Word width: 8, 16 or 32.")
-_MAPPING = flags.DEFINE_enum("mapping", "pipelined", ["pipelined", "shared"],
+_MAPPING = flags.DEFINE_enum("mapping", "pipelined", list(fpga.MAPPINGS),
                              "Network mapping.")
-_SPEC = flags.DEFINE_float("latency_spec_ms", 2.0, "Latency spec in ms.")
+_SPEC = flags.DEFINE_float("latency_spec_ms", 3.0, "Latency spec in ms.")
 _LIMIT = flags.DEFINE_integer("limit", 0,
                               "Analyse only the first N architectures "
                               "(0: all 6,561).")
@@ -84,7 +84,7 @@ def run(device: str, bits: int, mapping: str, spec_ms: float,
     Args:
         device: catalogue name.
         bits: word width.
-        mapping: "pipelined" or "shared".
+        mapping: one of fpga.MAPPINGS.
         spec_ms: latency spec in ms.
         limit: analyse only the first `limit` architectures (0: all).
 

@@ -50,9 +50,10 @@ flags.DEFINE_string("device", "xc7z020", "FPGA part or board name.")
 flags.DEFINE_enum("bits", "16", ["8", "16", "32"], "Datapath width.")
 flags.DEFINE_enum("mapping", "pipelined", list(fpga.MAPPINGS),
                   "The latency model's mapping (fpga.MAPPINGS); pipelined: "
-                  "an engine per layer (FNAS), shared: one.")
-flags.DEFINE_float("latency_spec_ms", 7.0,
-                   "Latency spec. The default keeps about 18% of the MNIST "
+                  "an engine per layer (FNAS), shared: one, auto: the "
+                  "faster of the two per child.")
+flags.DEFINE_float("latency_spec_ms", 3.0,
+                   "Latency spec. The default keeps about 22% of the MNIST "
                    "space on xc7z020 at 16 bits (pipelined).")
 flags.DEFINE_enum("mode", "fnas", ["fnas", "nas"],
                   "fnas rejects children over the spec before training; "

@@ -27,6 +27,7 @@ from typing import NoReturn
 
 from fnas_keras import console
 from fnas_keras import fpga
+from fnas_keras import keras_reader
 
 PROG = "fnas-latency"
 # File extension -> what Keras reads it as.
@@ -126,11 +127,12 @@ def _list_devices() -> str:
     aliases: dict[str, list[str]] = {}
     for alias, part in fpga.aliases().items():
         aliases.setdefault(part, []).append(alias)
-    lines = [f"{'part':<11}{'DSP':>7}{'BRAM18':>8}{'MHz':>6}{'GB/s':>7}  "
-             f"aliases"]
+    lines = [f"{'part':<11}{'DSP':>7}{'BRAM18':>8}{'LUTRAM':>8}{'URAM':>6}"
+             f"{'MHz':>6}{'GB/s':>7}  aliases"]
     for name, d in fpga.devices().items():
-        lines.append(f"{name:<11}{d.dsp:>7}{d.bram18:>8}{d.clock_mhz:>6g}"
-                     f"{d.dram_gbps:>7g}  {', '.join(aliases.get(name, []))}")
+        lines.append(f"{name:<11}{d.dsp:>7}{d.bram18:>8}{d.lutram:>8}"
+                     f"{d.uram:>6}{d.clock_mhz:>6g}{d.dram_gbps:>7g}  "
+                     f"{', '.join(aliases.get(name, []))}")
     return "\n".join(lines)
 
 
@@ -175,14 +177,14 @@ def load_model(path: str, loud: bool = False) -> tuple[Any, str]:
 
 def _analyze(model: Any, path: str, device: str, bits: int, mapping: str,
              unroll: tuple[int, int] | None) -> fpga.LatencyReport:
-    """fpga.analyze with the settings already checked.
+    """keras_reader.analyze with the settings already checked.
 
     What is left of its ValueErrors is about the model's layers (an
     unsupported class, a shape it cannot read), so it names the file.
     """
     try:
-        return fpga.analyze(model, device, bits=bits, mapping=mapping,
-                            unroll=unroll)
+        return keras_reader.analyze(model, device, bits=bits,
+                                    mapping=mapping, unroll=unroll)
     except fpga.ResourceError:
         raise
     except ValueError as error:

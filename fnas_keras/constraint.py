@@ -13,10 +13,6 @@ from fnas_keras import fpga
 from fnas_keras import keras_reader
 from fnas_keras import validation
 
-# Only for `fpga.analyze(model)`'s lazy import of this name: the reader is
-# `keras_reader.layer_dicts`. Goes when fpga/ stops reading Keras models.
-layer_dicts = keras_reader.layer_dicts
-
 
 def _key(layers: Sequence[dict]) -> str:
     """An architecture's identity: the layer dicts without layer names."""
@@ -28,7 +24,6 @@ def _key(layers: Sequence[dict]) -> str:
                       layer.get("input_shape"), layer.get("output_shape"),
                       layer.get("inbound")])
     return json.dumps(plain, sort_keys=True, default=str)
-
 
 class LatencyConstraint:
     """Accepts or rejects a network against an FPGA latency spec.

@@ -34,7 +34,7 @@ def test_run_reports_the_figures():
 def test_main_runs_as_a_script():
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "analyzer.py"),
-         "--limit=50", "--latency_spec_ms=20", "--mapping=shared"],
+         "--limit=50", "--latency_spec_ms=20", "--mapping=auto"],
         capture_output=True, text=True, check=True, timeout=300)
     assert "archs_per_second:" in result.stdout
     assert "archs_per_second_warm:" in result.stdout

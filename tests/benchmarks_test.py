@@ -75,7 +75,7 @@ def test_search_writes_every_result_file(tmp_path):
     out = run("search.py", "--max_trials=2", "--epochs=1",
               "--train_examples=64", "--space_samples=20",
               f"--directory={tmp_path}")
-    assert "Meet the 7.0 ms spec" in out
+    assert "Meet the 3.0 ms spec" in out
     assert "Trial 1/2" in out and "Trial 2/2" in out
     assert "rank  trial  accuracy  latency_ms" in out
     project = tmp_path / "fnas_digits"
@@ -87,8 +87,8 @@ def test_search_writes_every_result_file(tmp_path):
     trained = [r for r in rows if r["kind"] == "trained"]
     rejected = [r for r in rows if r["kind"] == "rejected"]
     assert len(trained) == 2
-    assert all(float(r["latency_ms"]) <= 7.0 for r in trained)
-    assert all(float(r["latency_ms"]) > 7.0 for r in rejected
+    assert all(float(r["latency_ms"]) <= 3.0 for r in trained)
+    assert all(float(r["latency_ms"]) > 3.0 for r in rejected
                if r["latency_ms"])
     assert out.count("Rejected child") == len(rejected)
     assert "2/2 trials done" in out and "about" in out

@@ -52,6 +52,9 @@ def test_list_devices(capsys):
     assert cli.main(["--list-devices"]) == 0
     out = capsys.readouterr().out
     assert "xczu9eg" in out and "zcu102" in out and "pynq-z1" in out
+    assert "LUTRAM" in out and "URAM" in out
+    vu9p = next(line for line in out.splitlines() if line.startswith("xcvu9p"))
+    assert vu9p.split()[1:5] == ["6840", "4320", "591840", "960"]
 
 
 def test_unknown_device_is_an_error(model_path, capsys):

@@ -120,13 +120,18 @@ def test_no_spec_only_measures():
     assert ok and report.latency_ms > 0
 
 
-def test_allowed_mappings_are_read_from_the_latency_model(monkeypatch):
-    # A mapping the model gains is accepted without a change here.
-    with pytest.raises(ValueError, match="unknown mapping 'auto'"):
-        constraint.LatencyConstraint("xc7z020", 1.0, mapping="auto")
-    monkeypatch.setattr(fpga, "MAPPINGS", (*fpga.MAPPINGS, "auto"))
-    gate = constraint.LatencyConstraint("xc7z020", 1.0, mapping="auto")
-    assert gate.mapping == "auto"
+def test_auto_mapping_takes_the_faster_and_names_it():
+    layers = keras_reader.layer_dicts(tiny())
+    reports = {m: constraint.LatencyConstraint("xc7z020", 10.0, mapping=m)
+               .check_layers(layers)[1] for m in ("shared", "pipelined")}
+    _, auto = constraint.LatencyConstraint(
+        "xc7z020", 10.0, mapping="auto").check_layers(layers)
+    assert auto.requested == "auto"
+    assert auto.latency_ms == min(r.latency_ms for r in reports.values())
+    assert auto.mapping == min(reports, key=lambda m: (
+        reports[m].latency_ms, m != "shared"))
+    with pytest.raises(ValueError, match="unknown mapping 'fastest'"):
+        constraint.LatencyConstraint("xc7z020", 1.0, mapping="fastest")
 
 
 def test_a_callers_key_caches_without_digesting_the_dicts():

@@ -27,7 +27,7 @@ import tiny_cnn
 import fnas_keras
 from fnas_keras import data
 
-SPEC_MS = 0.5
+SPEC_MS = 0.27
 
 
 def build_model(hp):

@@ -26,7 +26,7 @@ from fnas_keras import storage
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_script.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPEC_MS = 0.5
+SPEC_MS = 0.27
 MAX_TRIALS = 4
 DEADLINE_S = 240
 

@@ -95,3 +95,26 @@ def test_catalogue_parts_carry_their_full_part_number():
     assert fpga.device("pynq-z1").part == "xc7z020clg400-1"
     assert fpga.FpgaDevice("mine", dsp=1, bram18=1, clock_mhz=1,
                            dram_gbps=1).part == ""
+
+
+def test_catalogue_has_luts_lutram_and_uram_of_the_notes():
+    dev = fpga.device("xc7z020")
+    assert (dev.luts, dev.lutram, dev.uram) == (53200, 17400, 0)
+    assert fpga.device("zcu102").lutram == 144000
+    assert fpga.device("vcu118").uram == 960
+    assert fpga.device("u250").uram == 1280
+    for d in fpga.devices().values():
+        assert 0 < d.lutram < d.luts
+
+
+def test_custom_device_defaults_to_no_lutram_or_uram():
+    dev = fpga.FpgaDevice("mine", dsp=10, bram18=20, clock_mhz=50,
+                          dram_gbps=1.0)
+    assert (dev.luts, dev.lutram, dev.uram) == (0, 0, 0)
+    with pytest.raises(ValueError, match="lutram must be a non-negative "
+                                         "integer, got -1"):
+        fpga.FpgaDevice("bad", dsp=1, bram18=1, clock_mhz=1, dram_gbps=1,
+                        lutram=-1)
+    with pytest.raises(ValueError, match=r"lutram \(9\) cannot exceed luts"):
+        fpga.FpgaDevice("bad", dsp=1, bram18=1, clock_mhz=1, dram_gbps=1,
+                        luts=8, lutram=9)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from fnas_keras import fpga
 from fnas_keras.fpga import engine
+from fnas_keras.fpga import shared
 from fnas_keras.fpga import tiling
 from fnas_keras.fpga import workload
 
@@ -60,12 +61,29 @@ def test_dense_by_hand():
     assert tiling.layer_cycles(w, t, TWO) == 2 * max(6 * 15, 3) == 180
 
 
-def test_depthwise_by_hand_runs_groups_in_sequence():
+def test_depthwise_by_hand_runs_channels_side_by_side():
     w = conv(M=8, N=8, R=4, C=4, K=3, groups=8)
-    t = tiling.Tiling(1, 1, 4, 4)
-    # Per group M = N = 1: tI = 36/2, tW = ceil(9/2), tComp = 144, tO = 8.
-    assert tiling.terms(w, t, TWO) == (18, 5, 144, 8)
-    assert tiling.layer_cycles(w, t, TWO) == 8 * 144
+    t = tiling.Tiling(4, 1, 4, 4)
+    # Four channels at once, each from its own input channel:
+    # tI = 4 * 36 / 2, tW = 4 * 9 / 2, tComp = 144, tO = 4 * 16 / 2.
+    assert tiling.per_group(w) == (8, 1)
+    assert tiling.terms(w, t, TWO) == (72, 18, 144, 32)
+    # ceil(8 / 4) = 2 channel tiles of L2 = 144 (one group per lane).
+    assert tiling.layer_cycles(w, t, TWO) == 2 * 144
+
+
+def test_resident_weights_and_line_buffer_by_hand():
+    w = conv(M=4, N=2, R=8, C=8, K=3)
+    t = tiling.Tiling(2, 1, 4, 4)
+    # Only the S Tr = 4 new rows of 6 columns: tI = 1 * 4 * 6 / 2 = 12;
+    # no tW; L1 = tComp = 144, L2 = 2 * 144; 8 tiles as in Zhang's case.
+    assert tiling.resident_input(w, t, TWO) == 12
+    # Once per image: 72 weights / 2 and the line buffer's first
+    # 2 channels x 2 halo rows x 10 columns / 2.
+    assert tiling.once(w, TWO) == 36 + 20
+    assert tiling.layer_cycles(w, t, TWO, resident=True) == 2304 + 56
+    assert tiling.layer_cycles(w, t, TWO, True, preloaded=True) == 2324
+    assert tiling.bound(w, t, TWO, resident=True) == "compute"
 
 
 def test_pooling_stream_by_hand():
@@ -75,19 +93,23 @@ def test_pooling_stream_by_hand():
     assert tiling.stream_cycles(w, tiling.Ports(8.0, 8.0, 0.5)) == 128
 
 
-def test_bram18_formula():
+def test_bram18_formula_packs_banks_by_width_and_depth():
     w = conv(M=4, N=4, R=16, C=16, K=3)
     t = tiling.Tiling(2, 3, 16, 16)
-    # 256 words x 16 bits fit one block; 9 x 16 bits fit one block.
-    assert tiling.bram18(w, t, 16) == 2 * 3 * 1 + 2 * 2 * 1 + 2 * 2 * 3 * 1
-    # 32 bits: 24 x 24 x 32 = 18,432 bits is exactly one block; 25 x 24 two.
-    big = conv(M=1, N=1, R=32, C=32, K=1)
-    assert tiling.bram18(big, tiling.Tiling(1, 1, 24, 24), 32) == 2 + 2 + 2
-    assert tiling.bram18(big, tiling.Tiling(1, 1, 25, 24), 32) == 4 + 4 + 2
-    # A 14x14 kernel at 32 bits: 196 x 32 = 6,272 bits, one block per lane.
-    k14 = conv(M=2, N=2, R=4, C=4, K=14)
-    assert tiling.bram18(k14, tiling.Tiling(2, 2, 1, 1), 32) == 4 + 4 + 8
-    assert tiling.min_bram18(k14, 32) == 6
+    # 16 bits. Input: 3 banks of 2 x 18 x 18 = 648 words: 1K x 18, one
+    # bank a block (512 x 36 would need 2 x 2). Output: 2 banks of
+    # 2 x 256 = 512 words share one 512 x 36 block. Weights: 6 banks of
+    # 2 x 9 words, two a 512 x 36 block: 3.
+    assert tiling.bram18(w, t, 16) == 3 + 1 + 3
+    # 8 bits: four lanes a 512 x 36 block: 2 (648 deep) + 1 + 2.
+    assert tiling.bram18(w, t, 8) == 2 + 1 + 2
+    # The same weights in LUTRAM: 6 banks x 16 bits x ceil(18 / 64) LUTs.
+    assert tiling.memory_of(w, t, 16, tiling.LUTRAM) == (4, 96)
+    # Resident: each of 6 banks holds ceil(4/2) ceil(4/3) 9 = 36 words
+    # (3 blocks), plus a line buffer of 3 banks x ceil(4/3) x 2 x 18 words
+    # (2 x 72 deep: 2 blocks).
+    assert tiling.memory_of(w, t, 16, tiling.RESIDENT) == (4 + 3 + 2, 0)
+    assert tiling.min_bram18(w, 16) == 3
 
 
 def test_dsp_per_lane():
@@ -108,16 +130,20 @@ def test_candidates_are_the_smallest_size_per_trip_count():
     assert list(tiling.candidates(100, cap=4)) == [100, 50, 34, 1]
 
 
-def brute_force(w, lanes, bram, p, bits):
-    m, n = w.M // w.groups, w.N // w.groups
+def brute_force(w, lanes, bram, p, bits, luts=0):
+    m, n = tiling.per_group(w)
     best = None
     for t in itertools.product(range(1, m + 1), range(1, n + 1),
                                range(1, w.R + 1), range(1, w.C + 1)):
         t = tiling.Tiling(*t)
-        if t.Tm * t.Tn > lanes or tiling.bram18(w, t, bits) > bram:
+        if t.Tm * t.Tn > lanes:
             continue
-        c = tiling.layer_cycles(w, t, p)
-        best = c if best is None else min(best, c)
+        for v in tiling.VARIANTS:
+            blocks, used = tiling.memory_of(w, t, bits, v)
+            if blocks > bram or used > luts:
+                continue
+            c = tiling.layer_cycles(w, t, p, v == tiling.RESIDENT, True)
+            best = c if best is None else min(best, c)
     return best
 
 
@@ -127,24 +153,34 @@ small = st.builds(conv, M=st.integers(1, 6), N=st.integers(1, 6),
 
 
 @settings(max_examples=40, deadline=None)
-@given(w=small, lanes=st.integers(1, 40), bram=st.integers(6, 120),
+@given(w=small, lanes=st.integers(1, 40), bram=st.integers(3, 120),
        bits=st.sampled_from([8, 16, 32]),
-       port=st.sampled_from([0.25, 1.0, 2.0, 7.0]))
+       port=st.sampled_from([0.25, 1.0, 2.0, 7.0]),
+       luts=st.sampled_from([0, 50, 1000]))
 def test_best_tiling_is_the_exhaustive_optimum_within_budget(
-        w, lanes, bram, bits, port):
+        w, lanes, bram, bits, port, luts):
     p = tiling.Ports(port, port, port)
-    choice = engine.best_tiling(w, lanes, bram, p, bits)
+    if brute_force(w, lanes, bram, p, bits, luts) is None:
+        with pytest.raises(fpga.ResourceError):
+            engine.best_tiling(w, lanes, bram, p, bits, luts=luts)
+        return
+    choice = engine.best_tiling(w, lanes, bram, p, bits, luts=luts)
     t = choice.tiling
+    variant = (tiling.RESIDENT if choice.resident else
+               tiling.LUTRAM if choice.lutram else tiling.STREAMED)
     assert t.Tm * t.Tn <= lanes and choice.bram18 <= bram
-    assert choice.bram18 == tiling.bram18(w, t, bits)
-    assert choice.cycles == tiling.layer_cycles(w, t, p)
-    assert choice.cycles == brute_force(w, lanes, bram, p, bits)
+    assert choice.lutram <= luts
+    assert (choice.bram18, choice.lutram) == tiling.memory_of(
+        w, t, bits, variant)
+    assert choice.cycles == tiling.layer_cycles(w, t, p, choice.resident,
+                                                True)
+    assert choice.cycles == brute_force(w, lanes, bram, p, bits, luts)
 
 
 def test_best_tiling_raises_resource_error_when_nothing_fits():
     w = conv(M=4, N=4, R=8, C=8, K=3)
     with pytest.raises(fpga.ResourceError, match="needs at least"):
-        engine.best_tiling(w, 4, 5, TWO, 16)
+        engine.best_tiling(w, 4, 2, TWO, 16)
 
 
 layers = st.builds(conv, M=st.integers(1, 64), N=st.integers(1, 64),
@@ -183,7 +219,7 @@ def test_fewer_lanes_never_make_a_layer_faster(w, lanes, cut, bram):
 def test_shared_tiling_uses_one_tm_tn_for_all_layers():
     ws = [conv(8, 3, 16, 16, 3), conv(16, 8, 16, 16, 3),
           conv(16, 16, 8, 8, 1)]
-    engine, choices = tiling.shared_tiling(ws, 64, 400, TWO, 16)
+    engine, choices = shared.search(ws, 64, 400, TWO, 16)
     assert engine[0] * engine[1] <= 64
     for w, c in zip(ws, choices):
         assert c.tiling.Tm == min(engine[0], w.M)
@@ -194,8 +230,50 @@ def test_shared_tiling_uses_one_tm_tn_for_all_layers():
 
 def test_shared_tiling_is_no_worse_than_any_fixed_unroll():
     ws = [conv(8, 3, 16, 16, 3), conv(16, 8, 16, 16, 3)]
-    _, best = tiling.shared_tiling(ws, 64, 400, TWO, 16)
+    _, best = shared.search(ws, 64, 400, TWO, 16)
     total = sum(c.cycles for c in best)
     for unroll in [(1, 1), (8, 8), (16, 4), (4, 3)]:
-        _, fixed = tiling.shared_tiling(ws, 64, 400, TWO, 16, unroll)
+        _, fixed = shared.search(ws, 64, 400, TWO, 16, unroll)
         assert sum(c.cycles for c in fixed) >= total
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=layers, lanes=st.integers(1, 300), bram=st.integers(3, 400),
+       more=st.integers(1, 400), luts=st.integers(0, 5000),
+       more_luts=st.integers(1, 5000))
+def test_more_bram_or_lutram_never_makes_a_layer_slower(
+        w, lanes, bram, more, luts, more_luts):
+    try:
+        base = engine.best_tiling(w, lanes, bram, TWO, 16, 300,
+                                  luts=luts).cycles
+    except fpga.ResourceError:
+        return
+    assert engine.best_tiling(w, lanes, bram + more, TWO, 16, 300,
+                              luts=luts).cycles <= base
+    assert engine.best_tiling(w, lanes, bram, TWO, 16, 300,
+                              luts=luts + more_luts).cycles <= base
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=layers, dsp=st.integers(1, 300), bram=st.integers(3, 400),
+       luts=st.integers(0, 5000), port=st.sampled_from([0.5, 2.0, 7.0]))
+def test_8_bits_never_slower_than_16_on_the_same_budget(
+        w, dsp, bram, luts, port):
+    # The same DSPs give twice the lanes at 8 bits, the same bytes per
+    # cycle twice the words, the same blocks at least as many banks.
+    p16 = tiling.Ports(port, port, port)
+    p8 = tiling.Ports(2 * port, 2 * port, 2 * port)
+    try:
+        slow = engine.best_tiling(w, dsp, bram, p16, 16, luts=luts).cycles
+    except fpga.ResourceError:
+        return
+    fast = engine.best_tiling(w, 2 * dsp, bram, p8, 8, luts=luts).cycles
+    assert fast <= slow
+
+
+def test_depthwise_engine_runs_up_to_its_lanes_in_parallel():
+    w = conv(M=32, N=32, R=14, C=14, K=3, groups=32)
+    one = engine.best_tiling(w, 1, 4000, TWO, 16)
+    many = engine.best_tiling(w, 32, 4000, tiling.Ports(64, 64, 64), 16)
+    assert many.tiling.Tm == 32 and many.tiling.Tn == 1
+    assert many.cycles * 16 <= one.cycles

@@ -14,7 +14,7 @@ from fnas_keras import storage
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "search_script.py")
 MAX_TRIALS = 6
-SPEC_MS = 0.22
+SPEC_MS = 0.2
 # Each run resumes the last; together they kill in every phase of a trial.
 KILLS = (
     "reject:3",  # a burst of rejections, before any trial exists

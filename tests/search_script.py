@@ -28,7 +28,7 @@ from fnas_keras import oracle as oracle_module
 from fnas_keras import storage
 
 MAX_TRIALS = 6
-SPEC_MS = 0.22
+SPEC_MS = 0.2
 _counts: dict = {}
 
 

@@ -1,7 +1,7 @@
 """The FNAS performance abstraction model: FPGA latency from layer shapes.
 
-Numpy only: TensorFlow is imported lazily, and only when `analyze` is given
-a Keras model.
+Numpy only: it never imports Keras or TensorFlow. `fnas_keras.analyze` reads a
+Keras model into layer dicts first.
 
 Example:
     >>> from fnas_keras import fpga
@@ -14,6 +14,7 @@ Example:
     True
 """
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ ResourceError = _tiling.ResourceError
 Tiling = _tiling.Tiling
 Workload = _workload.Workload
 
-MAPPINGS = ("pipelined", "shared")
+MAPPINGS = ("pipelined", "shared", "auto")
 BITS = (8, 16, 32)
 
 __all__ = ["BITS", "MAPPINGS", "FpgaDevice", "LatencyReport", "LayerReport",
@@ -50,14 +51,17 @@ def analyze(model_or_layers: Any, device: "str | FpgaDevice", *,
     """Estimates a network's FPGA latency and resources.
 
     Args:
-        model_or_layers: a built Keras model, or a list of layer dicts
+        model_or_layers: a list of layer dicts (for a Keras model, use
+            `fnas_keras.analyze`, which reads it into these)
             `{"class_name", "config", "input_shape", "output_shape"}` with an
             optional "inbound" list of producer indices (default: the
             previous layer) and an optional "name".
         device: an FpgaDevice or a catalogue name ("xc7z020", "zcu102").
         bits: word width, 8, 16 or 32.
-        mapping: "pipelined" (FNAS: an engine per layer, pipelined by row
-            bands) or "shared" (one engine, layers in sequence).
+        mapping: "pipelined" (FNAS: engines per layer or per segment of
+            layers, pipelined by row bands), "shared" (one engine, layers
+            in sequence) or "auto" (the faster of the two; the report's
+            `mapping` names it and its `requested` is "auto").
         unroll: with mapping="shared", a fixed (Tm, Tn) instead of the
             searched one.
 
@@ -78,7 +82,22 @@ def analyze(model_or_layers: Any, device: "str | FpgaDevice", *,
     parsed = _workload.parse_all(layers)
     if mapping == "shared":
         return _schedule.shared(layers, parsed, dev, bits, unroll)
-    return _schedule.pipelined(layers, parsed, dev, bits)
+    if mapping == "pipelined":
+        return _schedule.pipelined(layers, parsed, dev, bits)
+    return _auto(layers, parsed, dev, bits)
+
+
+def _auto(layers: Sequence[dict], parsed: list, dev: FpgaDevice,
+          bits: int) -> LatencyReport:
+    """The faster of pipelined and shared (ties: shared, one engine)."""
+    fast = _schedule.shared(layers, parsed, dev, bits, None)
+    try:
+        piped = _schedule.pipelined(layers, parsed, dev, bits)
+    except ResourceError:
+        piped = None
+    if piped is not None and piped.latency_cycles < fast.latency_cycles:
+        fast = piped
+    return dataclasses.replace(fast, requested="auto")
 
 
 def check(device: "str | FpgaDevice", bits: int, mapping: str) -> None:
@@ -99,9 +118,6 @@ def _as_layers(model_or_layers: Any) -> Sequence[dict]:
         if not model_or_layers:
             raise ValueError("no layers to analyze")
         return model_or_layers
-    if hasattr(model_or_layers, "layers"):
-        from fnas_keras import constraint  # imports Keras lazily
-
-        return constraint.layer_dicts(model_or_layers)
-    raise ValueError(f"expected a Keras model or a list of layer dicts, got "
-                     f"{type(model_or_layers).__name__}")
+    raise ValueError(f"expected a list of layer dicts, got "
+                     f"{type(model_or_layers).__name__}; for a Keras model "
+                     f"use fnas_keras.analyze(model, ...)")

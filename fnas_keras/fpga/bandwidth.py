@@ -57,28 +57,39 @@ def words_per_cycle(device: devices.FpgaDevice, bits: int) -> float:
 
 
 @functools.lru_cache(maxsize=65536)
-def traffic(w: workload.Workload, t: tiling.Tiling | None) -> Traffic:
+def traffic(w: workload.Workload, t: tiling.Tiling | None,
+            resident: bool = False) -> Traffic:
     """Words an engine moves per image on its input, weight, output ports.
 
     A conv engine loads each tile's inputs (with halo) and weights once per
-    tile and stores each output tile once, as the tile model counts them;
-    with t None, the whole layer is one tile (the compulsory traffic). A
-    stream pass reads its inputs and writes its output once.
+    tile and stores each output tile once, as the tile model counts them.
+    With `resident`, the weights stay on chip from image to image (a
+    pipelined engine) and only each tile's new input rows are loaded
+    (tiling.resident_input). With t None, the whole layer is one tile
+    (the compulsory traffic). A stream pass reads its inputs and writes
+    its output once.
     """
     if w.kind != "conv":
         return float(w.in_words), 0.0, float(w.out_words)
-    m, n = max(w.M // w.groups, 1), max(w.N // w.groups, 1)
+    m, n = tiling.per_group(w)
     if t is None:
         t = tiling.Tiling(m, n, w.R, w.C)
     k_eff = w.D * (w.K - 1) + 1
     kw_eff = w.Dw * (w.Kw - 1) + 1
     rows_in = w.S * t.Tr + k_eff - w.S
     cols_in = w.Sw * t.Tc + kw_eff - w.Sw
-    outer = (w.groups * -(-w.R // t.Tr) * -(-w.C // t.Tc)
+    outer = (tiling.sequential_groups(w) * -(-w.R // t.Tr) * -(-w.C // t.Tc)
              * -(-m // t.Tm))
     inner = outer * -(-n // t.Tn)
-    return (float(inner * t.Tn * rows_in * cols_in),
-            float(inner * t.Tm * t.Tn * w.K * w.Kw),
+    lanes_in = tiling.in_lanes(w, t.Tm, t.Tn)
+    if resident:  # new rows per tile, the line buffer's first rows once
+        inputs = (inner * lanes_in * w.S * t.Tr * cols_in
+                  + tiling.line_buffer_words(w))
+        weights = 0  # preloaded: a pipelined engine keeps its weights
+    else:
+        inputs = inner * lanes_in * rows_in * cols_in
+        weights = inner * t.Tm * t.Tn * w.K * w.Kw
+    return (float(inputs), float(weights),
             float(outer * t.Tm * t.Tr * t.Tc))
 
 
@@ -113,12 +124,13 @@ def alone(w: workload.Workload) -> bool:
     return w.R == 1
 
 
-def share(work: Sequence[workload.Workload], demands: Sequence[Traffic],
-          total: float) -> list[tiling.Ports]:
+def share(work: Sequence[workload.Workload | None],
+          demands: Sequence[Traffic], total: float) -> list[tiling.Ports]:
     """Splits `total` words per cycle over the engines' ports.
 
     Args:
-        work: the engines' workloads.
+        work: the engines' workloads (None: an engine of several layers,
+            never `alone`).
         demands: per engine, the (input, weight, output) words per image.
         total: the device's words per cycle.
 
@@ -130,7 +142,7 @@ def share(work: Sequence[workload.Workload], demands: Sequence[Traffic],
         grid.
     """
     whole = _ports(total / 3, total / 3, total / 3)
-    lone = [alone(w) for w in work]
+    lone = [w is not None and alone(w) for w in work]
     # A lone engine's ports get no weight (0 ** EXPONENT = 0: EXPONENT > 0).
     weights = np.array([_NOTHING if a else d for a, d in zip(lone, demands)],
                        dtype=float) ** EXPONENT

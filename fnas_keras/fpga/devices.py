@@ -56,6 +56,12 @@ class FpgaDevice:
         part: the full part number that vendor tools take (package, speed
             grade), e.g. "xc7z020clg400-1"; empty when unknown.
         assumptions: how clock and bandwidth were chosen, for the report.
+        luts: LUTs of the part (for display; 0 when unknown).
+        lutram: LUTRAM-capable LUTs (SLICEM LUT6, 64 x 1 bit each) that
+            the accelerator may use as small RAM banks; 0 (the default):
+            every bank is BRAM.
+        uram: UltraRAM blocks (288 Kb, UltraScale+ only); 0 (the default):
+            none.
 
     Raises:
         ValueError: a resource, clock or bandwidth is not a positive finite
@@ -76,6 +82,9 @@ class FpgaDevice:
     board: str = ""
     assumptions: str = "user-defined device"
     part: str = ""
+    luts: int = 0
+    lutram: int = 0
+    uram: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -87,6 +96,15 @@ class FpgaDevice:
                     or value <= 0):
                 raise ValueError(f"{field} must be a positive integer, got "
                                  f"{value!r}")
+        for field in ("luts", "lutram", "uram"):
+            value = getattr(self, field)
+            if (isinstance(value, bool) or not isinstance(value, int)
+                    or value < 0):
+                raise ValueError(f"{field} must be a non-negative integer, "
+                                 f"got {value!r}")
+        if self.luts and self.lutram > self.luts:
+            raise ValueError(f"lutram ({self.lutram}) cannot exceed luts "
+                             f"({self.luts})")
         for field in ("clock_mhz", "dram_gbps"):
             value = getattr(self, field)
             if (isinstance(value, bool)
@@ -111,10 +129,12 @@ class FpgaDevice:
 
 
 def _part(name: str, board: str, dsp: int, bram36: int, clock_mhz: float,
-          dram_gbps: float, why: str, part: str) -> FpgaDevice:
+          dram_gbps: float, why: str, part: str,
+          luts: tuple[int, int, int]) -> FpgaDevice:
     return FpgaDevice(name=name, dsp=dsp, bram18=bram36 * _BRAM18_PER_BRAM36,
                       clock_mhz=clock_mhz, dram_gbps=dram_gbps, board=board,
-                      assumptions=why, part=part)
+                      assumptions=why, part=part, luts=luts[0],
+                      lutram=luts[1], uram=luts[2])
 
 
 _CATALOGUE: dict[str, FpgaDevice] = {
@@ -122,31 +142,29 @@ _CATALOGUE: dict[str, FpgaDevice] = {
         _part("xc7z020", "PYNQ-Z1 / ZedBoard", 220, 140, 100, 1.2,
               "100 MHz and 2 words/cycle per port at 16 bits, as the FNAS "
               "reference code (3 ports x 2 x 2 B x 100 MHz = 1.2 GB/s)",
-              "xc7z020clg400-1"),
+              "xc7z020clg400-1", (53200, 17400, 0)),
         _part("xc7a50t", "Arty A7", 120, 75, 100, 0.67,
               "100 MHz; half the peak of 16-bit DDR3L at 667 MT/s",
-              "xc7a50ticsg324-1L"),
+              "xc7a50ticsg324-1L", (32600, 9600, 0)),
         _part("xc7z045", "ZC706", 900, 545, 100, 2.1,
               "100 MHz; half the 4.2 GB/s peak of the PS DDR3",
-              "xc7z045ffg900-2"),
+              "xc7z045ffg900-2", (218600, 70400, 0)),
         _part("xczu3eg", "Ultra96", 360, 216, 100, 2.1,
               "100 MHz; half the peak of 32-bit LPDDR4 at 1066 MT/s",
-              "xczu3eg-sbva484-1-e"),
+              "xczu3eg-sbva484-1-e", (70560, 28800, 0)),
         _part("xczu9eg", "ZCU102", 2520, 912, 100, 8.5,
               "100 MHz as the authors' ZCU102 work; half the peak of "
               "64-bit PS DDR4 at 2133 MT/s",
-              "xczu9eg-ffvb1156-2-e"),
+              "xczu9eg-ffvb1156-2-e", (274080, 144000, 0)),
         _part("xc7vx485t", "VC707", 2800, 1030, 100, 6.4,
               "100 MHz; half the peak of 64-bit DDR3 at 1600 MT/s",
-              "xc7vx485tffg1761-2"),
+              "xc7vx485tffg1761-2", (303600, 130800, 0)),
         _part("xcvu9p", "VCU118", 6840, 2160, 200, 9.6,
-              "200 MHz; half the peak of one 64-bit DDR4-2400 channel; "
-              "URAM not used",
-              "xcvu9p-flga2104-2L-e"),
+              "200 MHz; half the peak of one 64-bit DDR4-2400 channel",
+              "xcvu9p-flga2104-2L-e", (1182240, 591840, 960)),
         _part("xcu250", "Alveo U250", 12288, 2688, 200, 38.5,
-              "200 MHz; half the peak of 4 x DDR4 at 19.25 GB/s; URAM not "
-              "used",
-              "xcu250-figd2104-2L-e"),
+              "200 MHz; half the peak of 4 x DDR4 at 19.25 GB/s",
+              "xcu250-figd2104-2L-e", (1728000, 791040, 1280)),
     )
 }
 

@@ -28,6 +28,9 @@ class LayerReport:
             per cycle, or None for a 0-cycle layer. Pipelined engines share
             the DRAM bandwidth by traffic (fpga.bandwidth); the shared
             engine has it all.
+        lutram: LUTs of the engine's LUTRAM weight banks.
+        resident: whether the layer's whole weights stay on chip (loaded
+            once per image rather than once per tile).
 
     Example:
         >>> row = LayerReport("fc", "Dense", None, None, 0, 0, 0, "none")
@@ -44,6 +47,8 @@ class LayerReport:
     bram18: int
     bound: str
     ports: tiling.Ports | None = None
+    lutram: int = 0
+    resident: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields; workload and tiling as small dicts."""
@@ -58,6 +63,8 @@ class LayerReport:
             "cycles": self.cycles,
             "dsp": self.dsp,
             "bram18": self.bram18,
+            "lutram": self.lutram,
+            "resident_weights": self.resident,
             "bound": self.bound,
             "ports_words_per_cycle": None if self.ports is None
             else self.ports._asdict(),
@@ -78,7 +85,7 @@ class LatencyReport:
         bram18_used: BRAM18 blocks used.
         device: the FpgaDevice.
         bits: word width.
-        mapping: "pipelined" or "shared".
+        mapping: the mapping used, "pipelined" or "shared".
         layers: one LayerReport per engine or 0-cycle layer, in order.
             May be given as a zero-argument callable that builds them: the
             rows are then built on first access (a search reads only the
@@ -87,6 +94,13 @@ class LatencyReport:
             in a pipelined report, the device's whole bandwidth split over
             three ports, which the engines share by traffic (see each
             LayerReport.ports).
+        lutram_used: LUTRAM LUTs used (weight banks).
+        uram_used: URAM blocks used (beyond the part's BRAM18; one URAM
+            stands for fpga.memory.URAM_AS_BRAM18 BRAM18).
+        engines: engines of the design: 1 for the shared mapping; per-layer
+            engines or segments in the pipelined one.
+        requested: the mapping asked for: "auto" picks the faster of
+            "pipelined" and "shared" (the one in `mapping`).
 
     Example:
         >>> from fnas_keras import fpga
@@ -105,6 +119,10 @@ class LatencyReport:
     mapping: str
     layers: tuple[LayerReport, ...]
     ports: tiling.Ports
+    lutram_used: int = 0
+    uram_used: int = 0
+    engines: int = 1
+    requested: str = ""
 
     @property
     def macs(self) -> int:
@@ -120,8 +138,12 @@ class LatencyReport:
             "gops": self.gops,
             "dsp_used": self.dsp_used,
             "bram18_used": self.bram18_used,
+            "lutram_used": self.lutram_used,
+            "uram_used": self.uram_used,
             "bits": self.bits,
             "mapping": self.mapping,
+            "requested_mapping": self.requested or self.mapping,
+            "engines": self.engines,
             "macs": self.macs,
             "ports_words_per_cycle": self.ports._asdict(),
             "device": dataclasses.asdict(self.device),
@@ -132,21 +154,31 @@ class LatencyReport:
         d = self.device
         head = [
             f"{d.name} ({d.board or 'custom'}): {d.dsp} DSP, {d.bram18} "
-            f"BRAM18, {d.clock_mhz:g} MHz, {d.dram_gbps:g} GB/s "
-            f"[{d.assumptions}]",
-            f"{self.mapping} mapping, {self.bits}-bit; "
+            f"BRAM18, {d.lutram} LUTRAM LUTs, {d.uram} URAM, "
+            f"{d.clock_mhz:g} MHz, {d.dram_gbps:g} GB/s",
+            f"  [{d.assumptions}]",
+            f"{self._mapping_line()}, {self.bits}-bit; "
             + (f"ports {self.ports.i:.3g} words/cycle each (I, W, O)"
                if self.mapping == "shared" else
                f"{3 * self.ports.i:.3g} words/cycle shared among engines by"
                f" traffic (ports I/W/O per engine below)"),
+            "memory: banks packed into BRAM18 by width and depth (512 x 36 "
+            "feeds two 16-bit or four 8-bit lanes); 1 URAM = 8 BRAM18;",
+            "  weight banks in BRAM18, in LUTRAM (64 x 1 bit a LUT) or "
+            "resident (all weights on chip, a line buffer of K - S rows; "
+            + ("kept from image to image" if self.mapping == "pipelined"
+               else "loaded once per image") + ")",
+            "depthwise: Tm channels side by side; pipelined engines start "
+            "once the input rows of their first row band exist",
             f"latency {self.latency_ms:.4f} ms ({self.latency_cycles} "
             f"cycles), {self.throughput_fps:.1f} fps, {self.gops:.2f} GOP/s,"
             f" {self.dsp_used}/{d.dsp} DSP, {self.bram18_used}/{d.bram18} "
-            f"BRAM18",
+            f"BRAM18, {self.lutram_used}/{d.lutram} LUTRAM, "
+            f"{self.uram_used}/{d.uram} URAM",
         ]
-        cols = f"{'layer':<24}{'class':<20}{'M,N,R,C,K,S,g':<26}" \
+        cols = f"{'layer':<24}{'class':<20}{'M,N,R,C,K,S,g':<24}" \
                f"{'Tm,Tn,Tr,Tc':<16}{'cycles':>12}{'DSP':>6}{'BRAM':>6}" \
-               f"  {'ports I/W/O':<17}bound"
+               f"{'LUTRAM':>8}  {'ports I/W/O':<17}bound"
         lines = head + ["", cols, "-" * len(cols)]
         for r in self.layers:
             w = "-" if r.workload is None else ",".join(
@@ -155,9 +187,20 @@ class LatencyReport:
             p = "-" if r.ports is None or r.workload is None else \
                 "/".join(f"{v:.2g}" for v in r.ports)
             lines.append(f"{r.name[:23]:<24}{r.class_name[:19]:<20}"
-                         f"{w:<26}{t:<16}{r.cycles:>12}{r.dsp:>6}"
-                         f"{r.bram18:>6}  {p:<17}{r.bound}")
+                         f"{w:<24}{t:<16}{r.cycles:>12}{r.dsp:>6}"
+                         f"{r.bram18:>6}{r.lutram:>8}  {p:<17}{r.bound}"
+                         + (" resident" if r.resident else ""))
+        lines.append("(resident: the layer's weights stay on chip)")
         return "\n".join(lines)
+
+    def _mapping_line(self) -> str:
+        what = f"{self.mapping} mapping"
+        if self.mapping == "pipelined":
+            what += (f" ({self.engines} engine"
+                     f"{'s' if self.engines != 1 else ''})")
+        if self.requested == "auto":
+            what = f"auto: {what} (the faster of pipelined and shared)"
+        return what
 
     def plot(self, path: str | None = None) -> Any:
         """Bar chart of cycles per engine (matplotlib, imported lazily).

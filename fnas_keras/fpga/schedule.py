@@ -1,23 +1,34 @@
 """A whole network on one FPGA: resource split, pipeline schedule, sequence.
 
-Pipelined (FNAS): one engine per conv or stream workload. DSP and BRAM18 go
-first to each engine's minimum (one MAC lane's DSPs; the BRAM of tiling
-(1, 1, 1, 1)), the rest in proportion to MACs. All engines run at once and
-share the DRAM bandwidth by traffic (fpga.bandwidth): each engine first
-picks its tiling with the whole bandwidth, the bandwidth is shared by the
-words each port then moves, and the engines pick again with their shares.
-An engine's tiling is its fastest within its DSP and BRAM, with Tr then cut
-to the most row bands that cost at most SLACK more cycles: one band (Tr = R)
-would make the next engine wait for the whole layer. Each engine's work is
-cut into row bands (Tr output rows; one row for a stream pass); a band
-starts when its engine is free and every input row it reads has been
-produced. The latency is the finish time of the last band, between the
-slowest engine's time and the sum of all engines' times.
+Pipelined (FNAS): engines run at once, pipelined by row bands, and the
+fastest of these splits is kept:
+
+* per-layer engines: one engine per conv or stream workload. DSP, the
+  memory pool (BRAM18 and URAM) and LUTRAM go first to each engine's
+  minimum (one MAC lane; the BRAM18 of tiling (1, 1, 1, 1)), the rest in
+  proportion to MACs; then once more in proportion to each engine's
+  lane-cycles at that split (its cycles x its lanes), which balances the
+  stage times; the faster of the two splits is kept.
+* segments (networks of more than SEGMENT_FROM conv engines, where
+  per-layer engines starve): consecutive layers share one engine with a
+  unified (Tm, Tn), for k = 2, 4, 8, ... segments of about equal MACs, and
+  one segment, which is the shared engine.
+
+All engines share the DRAM bandwidth by traffic (fpga.bandwidth). A
+per-layer engine's tiling is its fastest within its share, with Tr then cut
+to the most row bands that cost at most SLACK more cycles: one band
+(Tr = R) would make the next engine wait for the whole layer (a line
+buffer: an engine starts once the rows its first band reads exist). Each
+engine's work is cut into row bands (Tr output rows; one row for a stream
+pass); a band starts when its engine is free and every input row it reads
+has been produced. The latency is the finish time of the last band,
+between the slowest engine's time and the sum of all engines' times.
 
 Shared (Zhang et al.): one engine with all resources and the full bandwidth
 runs the layers one after another; latency is the sum of their cycles.
 """
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -26,7 +37,9 @@ from typing import NamedTuple
 from fnas_keras.fpga import bandwidth
 from fnas_keras.fpga import devices
 from fnas_keras.fpga import engine
+from fnas_keras.fpga import memory
 from fnas_keras.fpga import report
+from fnas_keras.fpga import shared as shared_engine
 from fnas_keras.fpga import tiling
 from fnas_keras.fpga import timeline
 from fnas_keras.fpga import workload
@@ -37,6 +50,8 @@ from fnas_keras.fpga import workload
 # previous shares (0: once, by the tilings picked with the whole bandwidth).
 SLACK = 0.0625
 REFINE = 0
+# Segments are tried when a network has more conv engines than this.
+SEGMENT_FROM = 8
 
 _ROWS: dict[tuple, report.LayerReport] = {}
 _ROWS_LIMIT = 100_000
@@ -48,6 +63,14 @@ class Stage(NamedTuple):
     layer: int
     sub: int
     w: workload.Workload
+
+
+class _Budget(NamedTuple):
+    """A conv engine's share: MAC lanes, pool BRAM18, LUTRAM LUTs."""
+
+    lanes: int
+    bram: int
+    luts: int
 
 
 def stages(parsed: Sequence[workload.Parsed]) -> list[Stage]:
@@ -71,13 +94,40 @@ def split(weights: Sequence[int], total: int, minimum: Sequence[int],
     rest, norm = total - need, sum(weights)
     if norm <= 0:
         return list(minimum)
-    return [m + rest * w // norm for m, w in zip(minimum, weights)]
+    return [m + int(rest * w // norm) for m, w in zip(minimum, weights)]
 
 
 def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
               device: devices.FpgaDevice, bits: int) -> report.LatencyReport:
-    """FNAS mapping: an engine per workload, pipelined by row bands."""
+    """FNAS mapping: the fastest split into pipelined engines."""
     ws = [w for pz in parsed for w in pz.stages]
+    best = _per_layer(layers, parsed, ws, device, bits)
+    n_conv = sum(w.kind == "conv" for w in ws)
+    if n_conv <= SEGMENT_FROM:
+        return best
+    k = 2
+    while k < n_conv:
+        try:
+            best = min(best, _segmented(layers, parsed, ws, device, bits, k),
+                       key=_rank)
+        except tiling.ResourceError:
+            pass
+        k *= 2
+    one = shared(layers, parsed, device, bits, None)
+    if _rank(one) < _rank(best):
+        best = dataclasses.replace(one, mapping="pipelined",
+                                   requested="pipelined")
+    return best
+
+
+def _rank(r: report.LatencyReport) -> tuple[int, float]:
+    return r.latency_cycles, -r.throughput_fps
+
+
+def _per_layer(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
+               ws: list[workload.Workload], device: devices.FpgaDevice,
+               bits: int) -> report.LatencyReport:
+    """An engine per workload, resources split by MACs, then balanced."""
     budget, macs = _budgets(ws, device, bits)
     whole = tiling.ports(device, bits)
     lanes_cap = int(device.dsp / devices.dsp_per_mac(bits))
@@ -88,33 +138,80 @@ def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
         ports = bandwidth.share(
             ws, [_demand(w, b, p, bits, lanes_cap)
                  for w, b, p in zip(ws, budget, ports)], 3 * whole.i)
-    picked = [tiling.stream(w, p) if b is None else
-              engine.best_tiling(w, b[0], b[1], p, bits, lanes_cap, SLACK)
-              for w, b, p in zip(ws, budget, ports)]  # _choice, inlined
+    picked = _pick(ws, budget, ports, bits, lanes_cap)
+    latency = timeline.finish_in_order(layers, parsed, picked)
+    balanced = _balanced(ws, budget, picked, device, bits)
+    if balanced is not None:
+        again = _pick(ws, balanced, ports, bits, lanes_cap)
+        if again != picked:
+            late = timeline.finish_in_order(layers, parsed, again)
+            if late < latency:
+                picked, latency = again, late
+    return _pipeline_report(layers, parsed, picked, device, bits, whole,
+                            latency, macs, ports, len(picked))
+
+
+def _pick(ws: list[workload.Workload], budget: list[_Budget | None],
+          ports: list[tiling.Ports], bits: int,
+          lanes_cap: int) -> list[tiling.Choice]:
+    return [tiling.stream(w, p) if b is None else
+            engine.best_tiling(w, b.lanes, b.bram, p, bits, lanes_cap, SLACK,
+                               b.luts)
+            for w, b, p in zip(ws, budget, ports)]  # _choice, inlined
+
+
+def _pipeline_report(layers: Sequence[dict],
+                     parsed: Sequence[workload.Parsed],
+                     picked: list[tiling.Choice], device: devices.FpgaDevice,
+                     bits: int, whole: tiling.Ports, latency: float,
+                     macs: int, ports: list[tiling.Ports],
+                     engines: int) -> report.LatencyReport:
     # The Choice fields, as columns (no engine: all empty).
-    _, cycles, bram18, _, dsp = zip(*picked) if picked else ((),) * 5
+    _, cycles, blocks, _, dsp, luts, _ = (zip(*picked) if picked
+                                          else ((),) * 7)
     return _report(layers, parsed, picked, device, bits, whole, "pipelined",
-                   latency=timeline.finish_in_order(layers, parsed, picked),
-                   slowest=max(cycles, default=0), dsp_used=sum(dsp),
-                   bram_used=sum(bram18), macs=macs, engine_ports=ports)
+                   latency=latency, slowest=max(cycles, default=0),
+                   dsp_used=sum(dsp), pool_used=sum(blocks),
+                   lutram_used=sum(luts), macs=macs, engine_ports=ports,
+                   engines=engines)
 
 
 def _budgets(ws: list[workload.Workload], device: devices.FpgaDevice,
-             bits: int) -> tuple[list[tuple[int, int] | None], int]:
-    """Per engine, its (MAC lanes, BRAM18) share; and the network's MACs.
+             bits: int, weights: Sequence[float] | None = None
+             ) -> tuple[list[_Budget | None], int]:
+    """Per engine, its share; and the network's MACs.
 
-    A stream pass needs no share: None.
+    Minimums first, the rest by `weights` (default: MACs). A stream pass
+    needs no share: None.
     """
     dpm = devices.dsp_per_mac(bits)
     conv = [i for i, w in enumerate(ws) if w.kind == "conv"]
     macs, least_bram = zip(*[_needs(ws[i], bits) for i in conv]) if conv \
         else ((), ())
-    dsp_share = split(macs, device.dsp, [math.ceil(dpm)] * len(conv), "DSP")
-    bram_share = split(macs, device.bram18, least_bram, "BRAM18")
-    budget: list[tuple[int, int] | None] = [None] * len(ws)
-    for i, d, b in zip(conv, dsp_share, bram_share):
-        budget[i] = (int(d / dpm), b)
+    by = macs if weights is None else weights
+    dsp_share = split(by, device.dsp, [math.ceil(dpm)] * len(conv), "DSP")
+    bram_share = split(by, memory.blocks(device), least_bram, "BRAM18")
+    lut_share = split(by, device.lutram, [0] * len(conv), "LUTRAM LUTs")
+    budget: list[_Budget | None] = [None] * len(ws)
+    for i, d, b, u in zip(conv, dsp_share, bram_share, lut_share):
+        budget[i] = _Budget(int(d / dpm), b, u)
     return budget, sum(macs)
+
+
+def _balanced(ws: list[workload.Workload], budget: list[_Budget | None],
+              picked: list[tiling.Choice], device: devices.FpgaDevice,
+              bits: int) -> list[_Budget | None] | None:
+    """Shares by lane-cycles (cycles x lanes) at the first split.
+
+    An engine that took longer than its MACs' worth gets more, one that
+    finished early gives some back: the stage times even out. None when
+    there is nothing to balance.
+    """
+    need = [c.cycles * b.lanes for c, b in zip(picked, budget)
+            if b is not None]
+    if len(need) < 2:
+        return None
+    return _budgets(ws, device, bits, need)[0]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -123,23 +220,85 @@ def _needs(w: workload.Workload, bits: int) -> tuple[int, int]:
     return w.macs, tiling.min_bram18(w, bits)
 
 
-def _choice(w: workload.Workload, budget: tuple[int, int] | None,
+def _choice(w: workload.Workload, budget: _Budget | None,
             p: tiling.Ports, bits: int, lanes_cap: int) -> tiling.Choice:
     """An engine's Choice within its budget (None: a stream pass)."""
     if budget is None:
         return tiling.stream(w, p)
-    return engine.best_tiling(w, budget[0], budget[1], p, bits, lanes_cap,
-                              SLACK)
+    return engine.best_tiling(w, budget.lanes, budget.bram, p, bits,
+                              lanes_cap, SLACK, budget.luts)
 
 
 @functools.lru_cache(maxsize=65536)
-def _demand(w: workload.Workload, budget: tuple[int, int] | None,
+def _demand(w: workload.Workload, budget: _Budget | None,
             p: tiling.Ports, bits: int, lanes_cap: int) -> bandwidth.Traffic:
     """Words per image on an engine's ports at its Choice.
 
     Cached apart from the Choice: the first pass needs only this.
     """
-    return bandwidth.traffic(w, _choice(w, budget, p, bits, lanes_cap).tiling)
+    c = _choice(w, budget, p, bits, lanes_cap)
+    return bandwidth.traffic(w, c.tiling, c.resident)
+
+
+def _segmented(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
+               ws: list[workload.Workload], device: devices.FpgaDevice,
+               bits: int, k: int) -> report.LatencyReport:
+    """k segments of consecutive workloads, each on one shared engine."""
+    owner = _cuts(ws, k)
+    n_seg = owner[-1] + 1
+    groups = [[w for w, o in zip(ws, owner) if o == s] for s in range(n_seg)]
+    convs = [[w for w in g if w.kind == "conv"] for g in groups]
+    macs = [sum(w.macs for w in c) for c in convs]
+    dpm = devices.dsp_per_mac(bits)
+    least = [max((tiling.min_bram18(w, bits) for w in c), default=0)
+             for c in convs]
+    dsp = split(macs, device.dsp, [math.ceil(dpm) if c else 0
+                                   for c in convs], "DSP")
+    bram = split(macs, memory.blocks(device), least, "BRAM18")
+    luts = split(macs, device.lutram, [0] * n_seg, "LUTRAM LUTs")
+    whole = tiling.ports(device, bits)
+    seg_traffic = [tuple(map(sum, zip(*[bandwidth.traffic(w, None)
+                                         for w in g]))) for g in groups]
+    ports = bandwidth.share([None] * n_seg, seg_traffic, 3 * whole.i)
+    chosen: list[list[tiling.Choice]] = []
+    for s in range(n_seg):
+        _, conv_choices = shared_engine.search(
+            convs[s], int(dsp[s] / dpm), bram[s], ports[s], bits,
+            luts=luts[s])
+        it = iter(conv_choices)
+        chosen.append([next(it) if w.kind == "conv"
+                       else tiling.stream(w, ports[s]) for w in groups[s]])
+    picked = [c for seg in chosen for c in seg]
+    engine_ports = [ports[o] for o in owner]
+    latency = timeline.finish_in_order(layers, parsed, picked, owner)
+    seg_cycles = [sum(c.cycles for c in seg) for seg in chosen]
+    r = _pipeline_report(layers, parsed, picked, device, bits, whole,
+                         latency, sum(macs), engine_ports, n_seg)
+    return dataclasses.replace(
+        r, throughput_fps=device.clock_hz / max(max(seg_cycles), 1),
+        dsp_used=sum(math.ceil(max((c.tiling.Tm * c.tiling.Tn
+                                    for c in seg if c.tiling), default=0)
+                               * dpm) for seg in chosen),
+        **_pool_fields(sum(max((c.bram18 for c in seg), default=0)
+                           for seg in chosen), device),
+        lutram_used=sum(max((c.lutram for c in seg), default=0)
+                        for seg in chosen))
+
+
+def _cuts(ws: list[workload.Workload], k: int) -> list[int]:
+    """Per workload, its segment: k runs of about equal MACs.
+
+    A segment ends after the workload whose running MACs first reach its
+    share; stream passes stay with the conv before them.
+    """
+    total = sum(w.macs for w in ws) or 1
+    owner, seg, run = [], 0, 0
+    for w in ws:
+        if w.kind == "conv" and run >= total * (seg + 1) / k and seg < k - 1:
+            seg += 1
+        owner.append(seg)
+        run += w.macs
+    return owner
 
 
 def shared(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
@@ -148,7 +307,7 @@ def shared(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
     """Zhang et al. mapping: one engine, layers in sequence.
 
     The engine's buffers are re-partitioned per layer, so it needs the
-    largest layer's BRAM18; its DSPs are those of its (Tm, Tn).
+    largest layer's BRAM18 and LUTRAM; its DSPs are those of its (Tm, Tn).
     """
     work = stages(parsed)
     p = tiling.ports(device, bits)
@@ -156,18 +315,19 @@ def shared(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
     if unroll is not None:
         _check_unroll(unroll, device, bits)
     conv = [s for s in work if s.w.kind == "conv"]
-    engine, picked = tiling.shared_tiling(
-        [s.w for s in conv], int(device.dsp / dpm), device.bram18, p, bits,
-        unroll)
+    engine_, picked = shared_engine.search(
+        [s.w for s in conv], int(device.dsp / dpm), memory.blocks(device),
+        p, bits, unroll, device.lutram)
     conv_choices = iter(picked)
     in_order = [next(conv_choices) if s.w.kind == "conv" else
                 tiling.stream(s.w, p) for s in work]
     total = sum(c.cycles for c in in_order)
     return _report(layers, parsed, in_order, device, bits, p, "shared",
                    latency=total, slowest=total,
-                   dsp_used=math.ceil(engine[0] * engine[1] * dpm),
-                   bram_used=max((c.bram18 for c in picked), default=0),
-                   macs=sum(s.w.macs for s in conv))
+                   dsp_used=math.ceil(engine_[0] * engine_[1] * dpm),
+                   pool_used=max((c.bram18 for c in picked), default=0),
+                   lutram_used=max((c.lutram for c in picked), default=0),
+                   macs=sum(s.w.macs for s in conv), engines=1)
 
 
 def _check_unroll(unroll: tuple[int, int], device: devices.FpgaDevice,
@@ -184,10 +344,18 @@ def _check_unroll(unroll: tuple[int, int], device: devices.FpgaDevice,
                          f" at {bits} bits; {device.name} has {device.dsp}")
 
 
+def _pool_fields(pool_used: int,
+                 device: devices.FpgaDevice) -> dict[str, int]:
+    """bram18_used and uram_used behind a count of pool blocks."""
+    b, u = memory.split_pool(pool_used, device)
+    return {"bram18_used": b, "uram_used": u}
+
+
 def _report(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
             picked: Sequence[tiling.Choice], device: devices.FpgaDevice,
             bits: int, p: tiling.Ports, mapping: str, *, latency: float,
-            slowest: int, dsp_used: int, bram_used: int, macs: int,
+            slowest: int, dsp_used: int, pool_used: int, lutram_used: int,
+            macs: int, engines: int,
             engine_ports: Sequence[tiling.Ports] | None = None
             ) -> report.LatencyReport:
     """The LatencyReport; `picked` and `engine_ports` in stage order.
@@ -201,10 +369,11 @@ def _report(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
         latency_ms=seconds * 1e3, latency_cycles=latency_cycles,
         throughput_fps=device.clock_hz / max(slowest, 1),
         gops=2.0 * macs / seconds / 1e9, dsp_used=dsp_used,
-        bram18_used=bram_used, device=device, bits=bits, mapping=mapping,
+        device=device, bits=bits, mapping=mapping,
         layers=functools.partial(_layer_rows, tuple(layers), parsed,
                                  picked, engine_ports or [p] * len(picked)),
-        ports=p)
+        ports=p, lutram_used=lutram_used, engines=engines,
+        requested=mapping, **_pool_fields(pool_used, device))
 
 
 def _layer_rows(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
@@ -245,5 +414,5 @@ def _row(name: str, cls: str, w: workload.Workload | None,
             report.LayerReport(name, cls, None, None, 0, 0, 0, "none")
             if w is None or c is None else
             report.LayerReport(name, cls, w, c.tiling, c.cycles, c.dsp,
-                               c.bram18, c.bound, p))
+                               c.bram18, c.bound, p, c.lutram, c.resident))
     return row

@@ -11,10 +11,15 @@ Per tile, in cycles (each memory transfer rounded up to whole cycles):
 
 With double buffering L1 = max(tI, tW, tComp), L2 = max(ceil(N/Tn) L1, tO) and
 a layer takes groups * ceil(R/Tr) ceil(C/Tc) ceil(M/Tm) L2 cycles, where M and
-N count one group's channels.
+N count one group's channels. A depthwise layer's Tm lanes run Tm channels
+side by side (each reads its own input channel, Tn = 1).
 
-fpga.engine searches a pipelined engine's tiling; `shared_tiling` below
-searches the shared engine's.
+An engine places its weights streamed per tile (BRAM18 or LUTRAM banks, the
+terms above) or resident (whole on chip, with a line buffer: tW leaves L1
+and tI loads only new rows); its memory is packed by fpga.memory.
+
+fpga.engine searches a pipelined engine's tiling; fpga.shared the shared
+engine's.
 """
 
 import functools
@@ -24,16 +29,13 @@ from typing import NamedTuple
 import numpy as np
 
 from fnas_keras.fpga import devices
+from fnas_keras.fpga import memory
 from fnas_keras.fpga import workload
 
-BRAM18_BITS = 18 * 1024
 # Memory ports of an engine: input, weight, output (FNAS_NOTES section 5).
 N_PORTS = 3
 # Floating-point slack for ceil(words / words-per-cycle).
 EPS = 1e-9
-# Tr/Tc candidates kept per dimension by the shared engine's search (the
-# largest tiles by trip count; engine.ROW_CANDIDATES for pipelined ones).
-_SHARED_ROW_CANDIDATES = 10
 
 
 class ResourceError(ValueError):
@@ -58,13 +60,31 @@ class Tiling(NamedTuple):
 
 
 class Choice(NamedTuple):
-    """An engine's tiling (None for a stream pass) and what it costs."""
+    """An engine's tiling (None for a stream pass) and what it costs.
+
+    bram18 counts the memory pool (BRAM18, then URAM equivalents);
+    lutram the LUTs of LUTRAM weight banks; resident is True when the
+    layer's whole weights stay on chip (loaded once, not once per tile).
+    """
 
     tiling: Tiling | None
     cycles: int
     bram18: int
     bound: str
     dsp: int
+    lutram: int = 0
+    resident: bool = False
+
+
+# Weight placements an engine may choose: streamed per tile into BRAM18
+# or LUTRAM banks (Zhang et al.), or resident: the layer's whole weights
+# on chip (BRAM18), loaded once per image (the shared engine) or kept from
+# image to image (a pipelined engine owns its layer), with a line buffer
+# that keeps
+# the last K - S input rows of every channel, so that a tile loads only
+# its S Tr new input rows (a dataflow engine).
+STREAMED, LUTRAM, RESIDENT = 0, 1, 2
+VARIANTS = (STREAMED, LUTRAM, RESIDENT)
 
 
 def ports(device: devices.FpgaDevice, bits: int,
@@ -87,9 +107,68 @@ def ports(device: devices.FpgaDevice, bits: int,
     return Ports(words, words, words)
 
 
+def channel_parallel(w: workload.Workload) -> bool:
+    """Depthwise: one group per input channel, run side by side.
+
+    Each of Tm lanes computes one output channel from its own input channel
+    (channel parallelism), instead of one group after another.
+    """
+    return w.groups > 1 and w.groups == w.N
+
+
 def per_group(w: workload.Workload) -> tuple[int, int]:
-    """(M, N) of one group: the loop bounds Tm and Tn tile."""
+    """(M, N) the loop bounds Tm and Tn tile.
+
+    One group's channels; a depthwise layer's Tm tiles all its channels
+    and Tn is 1.
+    """
+    if channel_parallel(w):
+        return w.M, 1
     return max(w.M // w.groups, 1), max(w.N // w.groups, 1)
+
+
+def sequential_groups(w: workload.Workload) -> int:
+    """Groups run one after another (1 for depthwise)."""
+    return 1 if channel_parallel(w) else w.groups
+
+
+def in_lanes(w: workload.Workload, tm: "int | np.ndarray",
+             tn: "int | np.ndarray") -> "int | np.ndarray":
+    """Input channels of a tile: Tn, or ceil(Tm / multiplier) depthwise."""
+    if channel_parallel(w):
+        return -(-tm // max(w.M // w.N, 1))
+    return tn
+
+
+def weight_words(w: workload.Workload) -> int:
+    """The layer's weights in words (all groups)."""
+    return w.M * per_group(w)[1] * w.K * w.Kw
+
+
+def halo_rows(w: workload.Workload) -> int:
+    """Input rows a row band shares with the one before: K' - S."""
+    return max(w.D * (w.K - 1) + 1 - w.S, 0)
+
+
+def input_width(w: workload.Workload) -> int:
+    """Input columns a whole output row reads."""
+    return (w.C - 1) * w.Sw + w.Dw * (w.Kw - 1) + 1
+
+
+def line_buffer_words(w: workload.Workload) -> int:
+    """Words of a resident engine's line buffer: K' - S rows, every
+    channel, the full width."""
+    return w.N * halo_rows(w) * input_width(w)
+
+
+def once(w: workload.Workload, p: Ports, preloaded: bool = False) -> int:
+    """A resident engine's one-time loads per image: the line buffer's
+    first rows, and its weights unless they stay from image to image
+    (`preloaded`: an engine of the pipelined mapping owns its layer)."""
+    lines = math.ceil(line_buffer_words(w) / p.i - EPS)
+    if preloaded:
+        return lines
+    return math.ceil(weight_words(w) / p.w - EPS) + lines
 
 
 def terms(w: workload.Workload, t: Tiling,
@@ -99,30 +178,50 @@ def terms(w: workload.Workload, t: Tiling,
     kw_eff = w.Dw * (w.Kw - 1) + 1
     rows_in = w.S * t.Tr + k_eff - w.S
     cols_in = w.Sw * t.Tc + kw_eff - w.Sw
-    t_i = math.ceil(t.Tn * rows_in * cols_in / p.i - EPS)
+    t_i = math.ceil(in_lanes(w, t.Tm, t.Tn) * rows_in * cols_in / p.i - EPS)
     t_w = math.ceil(t.Tm * t.Tn * w.K * w.Kw / p.w - EPS)
     t_comp = w.K * w.Kw * t.Tr * t.Tc
     t_o = math.ceil(t.Tm * t.Tr * t.Tc / p.o - EPS)
     return t_i, t_w, t_comp, t_o
 
 
-def layer_cycles(w: workload.Workload, t: Tiling, p: Ports) -> int:
+def layer_cycles(w: workload.Workload, t: Tiling, p: Ports,
+                 resident: bool = False, preloaded: bool = False) -> int:
     """Cycles of a conv workload at a fixed tiling (one image).
 
     Args:
         w: a "conv" workload.
         t: the tiling; each tile size must lie in [1, its loop bound].
         p: the engine's memory ports.
+        resident: the weights stay on chip and a line buffer keeps the
+            last K' - S input rows: tW leaves L1, tI loads only new rows,
+            and `once` is added.
+        preloaded: resident weights stay from image to image (no load).
 
     Returns:
-        groups * ceil(R/Tr) ceil(C/Tc) ceil(M/Tm) L2.
+        groups * ceil(R/Tr) ceil(C/Tc) ceil(M/Tm) L2 (groups: those run in
+        sequence), plus the one weight load when resident.
     """
     m, n = per_group(w)
     t_i, t_w, t_comp, t_o = terms(w, t, p)
-    l1 = max(t_i, t_w, t_comp)
+    if resident:
+        t_i = resident_input(w, t, p)
+        l1 = max(t_i, t_comp)
+    else:
+        l1 = max(t_i, t_w, t_comp)
     l2 = max(math.ceil(n / t.Tn) * l1, t_o)
-    return (w.groups * math.ceil(w.R / t.Tr) * math.ceil(w.C / t.Tc)
-            * math.ceil(m / t.Tm) * l2)
+    cycles = (sequential_groups(w) * math.ceil(w.R / t.Tr)
+              * math.ceil(w.C / t.Tc) * math.ceil(m / t.Tm) * l2)
+    if resident:
+        cycles += once(w, p, preloaded)
+    return cycles
+
+
+def resident_input(w: workload.Workload, t: Tiling, p: Ports) -> int:
+    """tI of a resident engine: only the S Tr new rows of its tile."""
+    cols_in = w.Sw * t.Tc + w.Dw * (w.Kw - 1) + 1 - w.Sw
+    return math.ceil(in_lanes(w, t.Tm, t.Tn) * w.S * t.Tr * cols_in / p.i
+                     - EPS)
 
 
 def stream_cycles(w: workload.Workload, p: Ports) -> int:
@@ -137,30 +236,77 @@ def stream(w: workload.Workload, p: Ports) -> Choice:
     return Choice(None, stream_cycles(w, p), 0, "memory", 0)
 
 
-def bound(w: workload.Workload, t: Tiling | None, p: Ports) -> str:
+def bound(w: workload.Workload, t: Tiling | None, p: Ports,
+          resident: bool = False) -> str:
     """Roofline verdict: "compute" if tComp sets the pace, else "memory"."""
     if w.kind != "conv" or t is None:
         return "memory"
     _, n = per_group(w)
     t_i, t_w, t_comp, t_o = terms(w, t, p)
+    if resident:
+        t_i, t_w = resident_input(w, t, p), 0
     compute = t_comp >= max(t_i, t_w) and math.ceil(n / t.Tn) * t_comp >= t_o
     return "compute" if compute else "memory"
 
 
-def blocks_of(words: int | np.ndarray, bits: int) -> int | np.ndarray:
-    """BRAM18 blocks that hold `words` words of `bits` (one buffer)."""
-    return -(-(words * bits) // BRAM18_BITS)
+def io_bram18(w: workload.Workload, t: Tiling,
+              bits: int) -> "int | np.ndarray":
+    """BRAM18 of the double-buffered input and output tile banks.
 
-
-def bram18(w: workload.Workload, t: Tiling, bits: int) -> int:
-    """BRAM18 blocks of an engine, double-buffered (FNAS_NOTES section 5).
-
-    Input 2 Tn ceil(Tr Tc b / 18K), output 2 Tm ceil(Tr Tc b / 18K), weights
-    2 Tm Tn ceil(K Kw b / 18K).
+    One input bank per input lane holding the tile with its halo, one
+    output bank per output lane holding Tr x Tc words, packed by
+    fpga.memory.
     """
-    tile = blocks_of(t.Tr * t.Tc, bits)
-    return (2 * t.Tn * tile + 2 * t.Tm * tile
-            + 2 * t.Tm * t.Tn * blocks_of(w.K * w.Kw, bits))
+    k_eff = w.D * (w.K - 1) + 1
+    kw_eff = w.Dw * (w.Kw - 1) + 1
+    rows_in = w.S * t.Tr + k_eff - w.S
+    cols_in = w.Sw * t.Tc + kw_eff - w.Sw
+    return (memory.bram18(in_lanes(w, t.Tm, t.Tn), 2 * rows_in * cols_in,
+                          bits)
+            + memory.bram18(t.Tm, 2 * t.Tr * t.Tc, bits))
+
+
+def weight_depth(w: workload.Workload, tm: "int | np.ndarray",
+                 tn: "int | np.ndarray", variant: int) -> "int | np.ndarray":
+    """Words per weight bank: two kernels (double-buffered) when streamed,
+    every kernel the lane ever uses when resident."""
+    if variant != RESIDENT:
+        return 2 * w.K * w.Kw
+    m, n = per_group(w)
+    return (sequential_groups(w) * (-(-m // tm)) * (-(-n // tn))
+            * w.K * w.Kw)
+
+
+def memory_of(w: workload.Workload, t: Tiling, bits: int,
+              variant: int = STREAMED) -> tuple[int, int]:
+    """(BRAM18, LUTRAM LUTs) of an engine at a tiling and weight placement.
+
+    Tm x Tn weight banks, in BRAM18 (STREAMED, RESIDENT) or LUTRAM; a
+    resident engine's line buffer in BRAM18 too.
+    """
+    depth = weight_depth(w, t.Tm, t.Tn, variant)
+    banks = t.Tm * t.Tn
+    blocks = int(io_bram18(w, t, bits))
+    if variant == RESIDENT:
+        blocks += int(line_buffer_bram18(w, t.Tm, t.Tn, bits))
+    if variant == LUTRAM:
+        return blocks, int(memory.lutram(banks, depth, bits))
+    return blocks + int(memory.bram18(banks, depth, bits)), 0
+
+
+def bram18(w: workload.Workload, t: Tiling, bits: int,
+           variant: int = STREAMED) -> int:
+    """BRAM18 blocks of an engine (memory_of's first figure)."""
+    return memory_of(w, t, bits, variant)[0]
+
+
+def line_buffer_bram18(w: workload.Workload, tm: "int | np.ndarray",
+                       tn: "int | np.ndarray",
+                       bits: int) -> "int | np.ndarray":
+    """BRAM18 of a resident engine's line buffer: a bank per input lane."""
+    lanes = in_lanes(w, tm, tn)
+    depth = -(-w.N // lanes) * halo_rows(w) * input_width(w)
+    return memory.bram18(lanes, depth, bits)
 
 
 def dsp(t: Tiling, bits: int) -> int:
@@ -169,13 +315,8 @@ def dsp(t: Tiling, bits: int) -> int:
 
 
 def min_bram18(w: workload.Workload, bits: int) -> int:
-    """BRAM18 blocks of the smallest tiling (1, 1, 1, 1)."""
-    return _min_bram18(w.K * w.Kw, bits)
-
-
-@functools.lru_cache(maxsize=1024)
-def _min_bram18(taps: int, bits: int) -> int:
-    return 4 * blocks_of(1, bits) + 2 * blocks_of(taps, bits)
+    """BRAM18 blocks of the smallest tiling (1, 1, 1, 1), weights in BRAM."""
+    return bram18(shape_key(w), Tiling(1, 1, 1, 1), bits)
 
 
 def candidates(n: int, cap: int | None = None) -> np.ndarray:
@@ -195,24 +336,42 @@ def candidates(n: int, cap: int | None = None) -> np.ndarray:
 
 
 def grid_cycles(w: workload.Workload, tm: np.ndarray, tn: np.ndarray,
-                tr: np.ndarray, tc: np.ndarray, p: Ports,
-                bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised layer_cycles and bram18 over broadcast tile arrays."""
+                tr: np.ndarray, tc: np.ndarray, p: Ports, bits: int,
+                variant: int = STREAMED, preloaded: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised layer_cycles and memory_of over broadcast tile arrays.
+
+    Returns:
+        (cycles, BRAM18, LUTRAM LUTs) arrays.
+    """
     m, n = per_group(w)
     k_eff = w.D * (w.K - 1) + 1
     kw_eff = w.Dw * (w.Kw - 1) + 1
     taps = w.K * w.Kw
-    t_i = np.ceil(tn * (w.S * tr + k_eff - w.S) * (w.Sw * tc + kw_eff - w.Sw)
-                  / p.i - EPS)
-    t_w = np.ceil(tm * tn * taps / p.w - EPS)
+    rows_in = w.S * tr + k_eff - w.S
+    cols_in = w.Sw * tc + kw_eff - w.Sw
+    lanes_in = in_lanes(w, tm, tn)
+    new_rows = w.S * tr if variant == RESIDENT else rows_in
+    t_i = np.ceil(lanes_in * new_rows * cols_in / p.i - EPS)
     t_o = np.ceil(tm * tr * tc / p.o - EPS)
-    l1 = np.maximum(np.maximum(t_i, t_w), taps * tr * tc)
+    l1 = np.maximum(t_i, taps * tr * tc)
+    if variant != RESIDENT:
+        l1 = np.maximum(l1, np.ceil(tm * tn * taps / p.w - EPS))
     l2 = np.maximum(-(-n // tn) * l1, t_o)
     trips = (-(-w.R // tr)) * (-(-w.C // tc)) * (-(-m // tm))
-    cycles = w.groups * trips * l2
-    tile = blocks_of(tr * tc, bits)
-    blocks = 2 * (tn + tm) * tile + 2 * tm * tn * blocks_of(taps, bits)
-    return cycles, blocks
+    cycles = sequential_groups(w) * trips * l2
+    blocks = (memory.bram18(lanes_in, 2 * rows_in * cols_in, bits)
+              + memory.bram18(tm, 2 * tr * tc, bits))
+    if variant == RESIDENT:
+        cycles = cycles + once(w, p, preloaded)
+        blocks = blocks + line_buffer_bram18(w, tm, tn, bits)
+    depth = weight_depth(w, tm, tn, variant)
+    if variant == LUTRAM:
+        luts = memory.lutram(tm * tn, depth, bits) + 0 * blocks
+    else:
+        blocks = blocks + memory.bram18(tm * tn, depth, bits)
+        luts = 0 * blocks
+    return cycles, blocks, luts
 
 
 @functools.lru_cache(maxsize=4096)
@@ -225,85 +384,12 @@ def shape_key(w: workload.Workload) -> workload.Workload:
     return w._replace(H=0, pad_top=0)
 
 
-def _union(sizes: list[np.ndarray], cap: int) -> np.ndarray:
-    values = np.unique(np.concatenate(sizes))
-    return values[values <= cap]
+def choice(w: workload.Workload, t: Tiling, p: Ports, bits: int,
+           variant: int = STREAMED, preloaded: bool = False) -> Choice:
+    """The Choice of a conv engine at a tiling and weight placement."""
+    resident = variant == RESIDENT
+    blocks, luts = memory_of(w, t, bits, variant)
+    return Choice(t, layer_cycles(w, t, p, resident, preloaded), blocks,
+                  bound(w, t, p, resident), dsp(t, bits), luts, resident)
 
 
-def shared_tiling(ws: list[workload.Workload], lanes: int, bram: int,
-                  p: Ports, bits: int,
-                  unroll: tuple[int, int] | None = None
-                  ) -> tuple[tuple[int, int], list[Choice]]:
-    """One engine for all layers: a unified (Tm, Tn), per-layer Tr and Tc.
-
-    The (Tm, Tn) minimising the summed cycles is searched over the union of
-    the layers' candidate sizes (Zhang et al.); a layer with fewer channels
-    than Tm or Tn leaves lanes idle. The engine's buffers are shared, so each
-    layer's tiling must fit the whole BRAM budget.
-
-    Args:
-        ws: the "conv" workloads, in order (repeats allowed).
-        lanes: MAC lanes of the engine.
-        bram: BRAM18 blocks of the engine.
-        p: memory ports.
-        bits: word width.
-        unroll: a fixed (Tm, Tn), or None to search.
-
-    Returns:
-        The engine's (Tm, Tn), and one Choice per workload with Tm and Tn
-        clipped to the layer's channels.
-
-    Raises:
-        ResourceError: some layer cannot fit at any (Tr, Tc).
-    """
-    if not ws:
-        return (0, 0), []
-    unique = list(dict.fromkeys(shape_key(w) for w in ws))
-    counts = np.array([sum(shape_key(w) == u for w in ws) for u in unique])
-    if unroll is None:
-        tm = _union([candidates(per_group(u)[0]) for u in unique], lanes)
-        tn = _union([candidates(per_group(u)[1]) for u in unique], lanes)
-        tm, tn = np.meshgrid(tm, tn, indexing="ij")
-        keep = tm * tn <= lanes
-        tm, tn = tm[keep], tn[keep]
-    else:
-        tm, tn = np.array([unroll[0]]), np.array([unroll[1]])
-    total = np.zeros(len(tm))
-    best = []
-    for u, count in zip(unique, counts):
-        cycles, arg = _shared_layer(u, tm, tn, bram, p, bits)
-        total += count * cycles
-        best.append(arg)
-    order = np.lexsort((tn, tm * tn, total))
-    j = int(order[0])
-    if not np.isfinite(total[j]):
-        raise ResourceError(
-            f"a layer does not fit {bram} BRAM18 at {bits} bits even at "
-            f"Tr = Tc = 1 with (Tm, Tn) = ({int(tm[j])}, {int(tn[j])})")
-    by_key = {}
-    for u, (trs, tcs) in zip(unique, best):
-        m, n = per_group(u)
-        t = Tiling(int(min(tm[j], m)), int(min(tn[j], n)), int(trs[j]),
-                   int(tcs[j]))
-        by_key[u] = Choice(t, layer_cycles(u, t, p), bram18(u, t, bits),
-                           bound(u, t, p), dsp(t, bits))
-    engine = (int(tm[j]), int(tn[j]))
-    return engine, [by_key[shape_key(w)] for w in ws]
-
-
-def _shared_layer(w: workload.Workload, tm: np.ndarray, tn: np.ndarray,
-                  bram: int, p: Ports, bits: int
-                  ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Per (Tm, Tn): the layer's fewest cycles and its (Tr, Tc)."""
-    m, n = per_group(w)
-    tme = np.minimum(tm, m)[:, None]
-    tne = np.minimum(tn, n)[:, None]
-    tr, tc = np.meshgrid(candidates(w.R, _SHARED_ROW_CANDIDATES),
-                         candidates(w.C, _SHARED_ROW_CANDIDATES),
-                         indexing="ij")
-    tr, tc = tr.ravel()[None, :], tc.ravel()[None, :]
-    cycles, blocks = grid_cycles(w, tme, tne, tr, tc, p, bits)
-    cycles = np.where(blocks <= bram, cycles, np.inf)
-    arg = cycles.argmin(axis=1)
-    rows_ = np.arange(len(tm))
-    return cycles[rows_, arg], (tr[0, arg], tc[0, arg])

@@ -62,9 +62,20 @@ def finish(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
 
 def finish_in_order(layers: Sequence[dict],
                     parsed: Sequence[workload.Parsed],
-                    picked: Sequence[tiling.Choice]) -> float:
-    """finish, with the Choices listed in stage order."""
+                    picked: Sequence[tiling.Choice],
+                    owner: Sequence[int] | None = None) -> float:
+    """finish, with the Choices listed in stage order.
+
+    Args:
+        layers: the layer dicts.
+        parsed: their workloads.
+        picked: each stage's Choice, in stage order.
+        owner: per stage, the engine that runs it (stages of one engine
+            run one after another, in order); default: an engine each.
+    """
     engines = iter(picked)
+    owners = iter(owner) if owner is not None else None
+    free: dict[int, float] = {}
     ready: list[_Ready] = []
     last = _START  # the previous layer's output
     for i, (layer, pz) in enumerate(zip(layers, parsed)):
@@ -79,7 +90,12 @@ def finish_in_order(layers: Sequence[dict],
         for w in pz.stages:
             c = next(engines)
             band = 1 if c.tiling is None else c.tiling.Tr
-            if src is _START:
+            if owners is not None:
+                e = next(owners)
+                src = _bands(ins if src is None else [src], w, band,
+                             c.cycles, free.get(e, 0.0))
+                free[e] = src.done[-1]
+            elif src is _START:
                 src = _from_start(w, band, c.cycles)
             elif src is None:
                 src = _bands(ins, w, band, c.cycles)
@@ -107,7 +123,7 @@ def _free(ins: list[_Ready], out_rows: int, shift: int) -> _Ready:
 
 
 def _chain(r: _Ready, w: workload.Workload, band: int,
-           cycles: int) -> _Ready:
+           cycles: int, start: float = 0.0) -> _Ready:
     """_bands of an engine with one input: the common case, kept lean."""
     n_bands = -(-w.R // band)
     duration = cycles / n_bands
@@ -116,7 +132,7 @@ def _chain(r: _Ready, w: workload.Workload, band: int,
     need = _gather(first, step, n_bands, r.shift, r.rows - 1, r.band)
     out: list[float] = []
     append = out.append
-    t = 0.0
+    t = start
     for x in need(r.done):
         t = (t if t > x else x) + duration
         append(t)
@@ -124,14 +140,15 @@ def _chain(r: _Ready, w: workload.Workload, band: int,
 
 
 def _bands(ins: list[_Ready], w: workload.Workload, band: int,
-           cycles: int) -> _Ready:
+           cycles: int, start: float = 0.0) -> _Ready:
     """Runs one engine's row bands; returns its output's ready times.
 
     The engine's cycles split evenly over its ceil(R / band) bands; band j
-    starts at max(engine free, its inputs ready).
+    starts at max(engine free, its inputs ready); the engine is free from
+    `start`.
     """
     if len(ins) == 1:
-        return _chain(ins[0], w, band, cycles)
+        return _chain(ins[0], w, band, cycles, start)
     n_bands = -(-w.R // band)
     duration = cycles / n_bands
     first = (band - 1) * w.S + w.D * (w.K - 1) - w.pad_top
@@ -143,7 +160,7 @@ def _bands(ins: list[_Ready], w: workload.Workload, band: int,
                                                r.rows - 1, r.band)]
         need = ready if need is None else list(map(max, need, ready))
     out: list[float] = []
-    t = 0.0
+    t = start
     for x in need:
         t = (t if t > x else x) + duration
         out.append(t)
