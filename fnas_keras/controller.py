@@ -19,9 +19,15 @@ import numpy as np
 
 _FORMAT = 2
 _KEYS = ("format", "theta", "m", "v", "scalars", "config", "rng")
-_REPLAY_KEYS = ("replay_decisions", "replay_rewards", "replay_logp")
+_REPLAY_KEYS = ("replay_decisions", "replay_rewards")
 _OPTIMIZERS = ("adam", "rmsprop", "sgd")
 _INIT = 0.1  # uniform(-0.1, 0.1), as in Zoph & Le's controller
+# Options for learning accuracy among feasible children only (the oracle's
+# "constrained" rule): few, informative rewards, so each is used hard.
+CONSTRAINED = {
+    "normalize": True, "learning_rate": 0.05, "steps_per_update": 4,
+    "replay": 8,
+}
 
 
 class UpdateStats(NamedTuple):
@@ -114,9 +120,11 @@ class Controller:
     the mean reward of recent samples and the step does not depend on the
     reward's scale), and each update takes `steps_per_update` gradient
     steps on a PPO-style clipped objective over the last `replay` samples:
-    a sample's weight is its advantage times p_now / p_then, and it stops
-    pulling once that ratio leaves [1 - clip_ratio, 1 + clip_ratio] in the
-    direction its advantage favours. With `uniform_start` the softmax heads
+    a sample's weight is its advantage times p_now / p_before (p_before:
+    the policy when this update began), and it stops pulling once that
+    ratio leaves [1 - clip_ratio, 1 + clip_ratio] in the direction its
+    advantage favours, so one update moves no sample's probability by more
+    than the clip. With `uniform_start` the softmax heads
     start at zero, so the first policy is exactly uniform.
 
     Example:
@@ -179,7 +187,7 @@ class Controller:
         self._t = self._step = 0  # optimizer steps; updates
         self._baseline, self._has_baseline = 0.0, False
         self._moments = [0.0, 0.0, 0.0]  # decayed count, sum, sum of squares
-        self._replay: list[tuple[list[int], float, float]] = []
+        self._replay: list[tuple[list[int], float]] = []
         self._bind()
         for size in sizes:
             self.add_decision(size)
@@ -394,16 +402,16 @@ class Controller:
                              decay * m[2] + reward * reward]
         mean = m[1] / m[0]
         std = math.sqrt(max(m[2] / m[0] - mean * mean, 0.0))
-        self._replay = [*self._replay, (decisions, reward,
-                                        self.log_prob(decisions))]
+        self._replay = [*self._replay, (decisions, reward)]
         self._replay = self._replay[-cfg["replay"]:]
         tiny = 1e-8 * (1.0 + abs(mean))
         advantages = [(r - mean) / std if std > tiny else 0.0
-                      for _, r, _ in self._replay]
+                      for _, r in self._replay]
+        before = [self.log_prob(d) for d, _ in self._replay]
         lr = self.learning_rate
         first = None
         for _ in range(cfg["steps_per_update"]):
-            stats = self._surrogate_gradient(advantages)
+            stats = self._surrogate_gradient(advantages, before)
             first = first or stats
             self._clip_and_apply(lr)
         self._baseline, self._has_baseline = mean, True
@@ -411,7 +419,9 @@ class Controller:
         return UpdateStats(first[0], reward, advantages[-1], mean, first[1],
                            lr, self._step)
 
-    def _surrogate_gradient(self, advantages: list[float]) -> tuple:
+    def _surrogate_gradient(
+        self, advantages: list[float], before: list[float]
+    ) -> tuple:
         """Mean clipped-surrogate gradient over the replay, into _grad.
 
         Returns:
@@ -420,8 +430,9 @@ class Controller:
         clip = self._cfg["clip_ratio"]
         total = np.zeros_like(self._theta)
         loss = entropy = 0.0
-        for (decisions, _, logp_then), adv in zip(self._replay, advantages):
-            ratio = math.exp(self.log_prob(decisions) - logp_then)
+        for (decisions, _), adv, logp_before in zip(
+                self._replay, advantages, before):
+            ratio = math.exp(self.log_prob(decisions) - logp_before)
             held = clip is not None and (
                 (adv > 0 and ratio > 1 + clip)
                 or (adv < 0 and ratio < 1 - clip))
@@ -539,10 +550,9 @@ class Controller:
                          rng=np.array(json.dumps(
                              self._rng.bit_generator.state)),
                          replay_decisions=np.array(
-                             [d for d, _, _ in replay], np.int64).reshape(
+                             [d for d, _ in replay], np.int64).reshape(
                                  len(replay), len(self._sizes)),
-                         replay_rewards=np.array([r for _, r, _ in replay]),
-                         replay_logp=np.array([lp for _, _, lp in replay]))
+                         replay_rewards=np.array([r for _, r in replay]))
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -593,10 +603,9 @@ class Controller:
             _check(len(c._moments) == 3, f"scalars has {len(scalars)} values")
             if version == _FORMAT:
                 c._replay = [
-                    ([int(a) for a in d], float(r), float(lp))
-                    for d, r, lp in zip(state["replay_decisions"],
-                                        state["replay_rewards"],
-                                        state["replay_logp"], strict=True)]
+                    ([int(a) for a in d], float(r))
+                    for d, r in zip(state["replay_decisions"],
+                                    state["replay_rewards"], strict=True)]
         except (ValueError, TypeError, KeyError) as e:
             raise ValueError(f"controller file {path} is invalid: {e}") from e
         c._t, c._step = int(t), int(step)

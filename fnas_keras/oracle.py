@@ -32,11 +32,6 @@ _SAVE_EVERY_REJECTIONS = 100
 # A space with at most this many decision combinations is enumerated when
 # the controller stops proposing new children (each untried one is judged).
 _MAX_ENUMERATED = 10_000
-# The controller's learning under the default rule (see README "Controller").
-CONSTRAINED_CONTROLLER = {
-    "normalize": True, "learning_rate": 0.05, "steps_per_update": 4,
-    "replay": 8,
-}
 
 
 class FNASOracle(lease.LeasedOracle):
@@ -131,7 +126,8 @@ class FNASOracle(lease.LeasedOracle):
         self.float_values = float_values
         self.gate: gate_module.Gate | None = None
         options = dict(
-            CONSTRAINED_CONTROLLER if self.reward_rule == "constrained" else {}
+            controller_module.CONSTRAINED
+            if self.reward_rule == "constrained" else {}
         )
         options.update(controller_options or {})
         self.controller = controller_module.Controller(seed=self.seed,
