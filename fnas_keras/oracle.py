@@ -1,9 +1,12 @@
 """FNASOracle: the RL controller behind keras-tuner's Oracle interface.
 
 Every hyperparameter is one categorical decision of the controller. Before a
-sample becomes a trial it passes the latency gate: a child over the spec gets
-the penalty reward at once, is logged to `rejected.jsonl` and is never
-trained. Trained children are rewarded when their trial ends.
+sample becomes a trial it passes the latency gate: a child over the spec is
+logged to `rejected.jsonl` and never trained, and the controller samples
+again (under the paper's "fnas" rule it also gets the penalty reward at
+once; under the default "constrained" rule a rejection teaches nothing, so
+trials are draws from the policy truncated to the children within the
+spec). Trained children are rewarded when their trial ends.
 """
 
 from __future__ import annotations
