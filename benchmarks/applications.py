@@ -13,7 +13,7 @@ Run:
 
 from collections.abc import Iterator
 
-from absl import app
+import entry
 from absl import flags
 
 from fnas_keras import fpga
@@ -76,4 +76,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main)

@@ -58,8 +58,11 @@ flags.DEFINE_float("latency_spec_ms", 3.0,
 flags.DEFINE_enum("mode", "fnas", ["fnas", "nas"],
                   "fnas rejects children over the spec before training; "
                   "nas trains every child and rewards accuracy alone.")
-flags.DEFINE_enum("reward", "fnas", ["fnas", "mnas_soft", "mnas_hard"],
-                  "Reward rule in fnas mode.")
+flags.DEFINE_enum("reward", "constrained",
+                  ["constrained", "fnas", "mnas_soft", "mnas_hard"],
+                  "Reward rule in fnas mode: constrained (the default: "
+                  "accuracy alone among children within the spec) or fnas "
+                  "(the paper's).")
 flags.DEFINE_integer("max_trials", 8, "Children trained at most.")
 flags.DEFINE_integer("max_episodes", None,
                      "Children judged at most (trained + rejected).")

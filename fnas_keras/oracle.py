@@ -1,9 +1,12 @@
 """FNASOracle: the RL controller behind keras-tuner's Oracle interface.
 
 Every hyperparameter is one categorical decision of the controller. Before a
-sample becomes a trial it passes the latency gate: a child over the spec gets
-the penalty reward at once, is logged to `rejected.jsonl` and is never
-trained. Trained children are rewarded when their trial ends.
+sample becomes a trial it passes the latency gate: a child over the spec is
+logged to `rejected.jsonl` and never trained, and the controller samples
+again (under the paper's "fnas" rule it also gets the penalty reward at
+once; under the default "constrained" rule a rejection teaches nothing, so
+trials are draws from the policy truncated to the children within the
+spec). Trained children are rewarded when their trial ends.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from typing import Any
 
 import keras_tuner
+import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 
 from fnas_keras import controller as controller_module
@@ -28,6 +32,9 @@ from fnas_keras import validation
 TrialStatus = trial_module.TrialStatus
 
 _SAVE_EVERY_REJECTIONS = 100
+# A space with at most this many decision combinations is enumerated when
+# the controller stops proposing new children (each untried one is judged).
+_MAX_ENUMERATED = 10_000
 
 
 class FNASOracle(lease.LeasedOracle):
@@ -38,14 +45,20 @@ class FNASOracle(lease.LeasedOracle):
             term of the reward (negated when the direction is "min").
         max_trials: Number of trained children at most.
         latency_spec_ms: The latency spec; None searches on accuracy alone.
-        reward: "fnas" (default), "mnas_soft", "mnas_hard" or "accuracy".
+        reward: "constrained" (default: accuracy alone among children
+            within the spec; rejections teach nothing), "fnas" (the
+            paper's), "mnas_soft", "mnas_hard" or "accuracy".
         enforce_spec: Reject children over the spec before training. False
             measures latency (when a gate is set) but trains every child.
         max_episodes: Children judged at most, trained and rejected
             together (None: no limit); NAS and FNAS compare at equal
             episodes.
-        max_rejections: Samples in a row without a new trial before the
-            search stops with an error (all over spec) or ends (exhausted).
+        max_rejections: Samples in a row without a new child before the
+            oracle draws untried children itself: all of a space of at
+            most 10,000 combinations, in a random order, else this many
+            uniform ones. The search ends when none is found ("exhausted"
+            only when every child was tried), or stops with an error when
+            no child has ever met the spec.
         float_values: Values a Float or step-less range is discretised into.
         display: "table" (keras-tuner's per-trial table) or "lines" (one
             line per trial). Rejections are one line each in both.
@@ -71,7 +84,7 @@ class FNASOracle(lease.LeasedOracle):
         max_trials: int = 10,
         *,
         latency_spec_ms: float | None = None,
-        reward: str = "fnas",
+        reward: str = reward_module.DEFAULT,
         enforce_spec: bool = True,
         max_episodes: int | None = None,
         max_rejections: int = 1000,
@@ -115,9 +128,13 @@ class FNASOracle(lease.LeasedOracle):
         self.max_rejections = max_rejections
         self.float_values = float_values
         self.gate: gate_module.Gate | None = None
-        self.controller = controller_module.Controller(
-            seed=self.seed, **(controller_options or {})
+        options = dict(
+            controller_module.CONSTRAINED
+            if self.reward_rule == "constrained" else {}
         )
+        options.update(controller_options or {})
+        self.controller = controller_module.Controller(seed=self.seed,
+                                                       **options)
         self._decisions = decisions_module.Decisions(float_values)
         self._pending: dict[str, dict] = {}
         self._accuracy_baseline: float | None = None
@@ -135,40 +152,117 @@ class FNASOracle(lease.LeasedOracle):
     # Sampling ------------------------------------------------------------
 
     def populate_space(self, trial_id: str) -> dict:
-        """Samples until a new child passes the gate; see the module doc."""
+        """Samples until a new child passes the gate; see the module doc.
+
+        After `max_rejections` samples in a row without a new child, it
+        draws untried children itself (see `_fallback`).
+        """
         if not self.hyperparameters.space:
             raise keras_tuner.errors.FatalValueError(
                 "the search space is empty: the hypermodel declared no "
                 "hyperparameters, so there is nothing to search"
             )
-        over_spec = 0
         for _ in range(self.max_rejections):
             if self.episodes_left() == 0:
                 return {"status": TrialStatus.STOPPED, "values": None}
             # The gate's builds can reveal new (e.g. loop-dependent) ones.
             self._decisions.sync(self.hyperparameters, self.controller)
-            decisions = self.controller.sample()
-            values = self._decisions.values_for(self.hyperparameters, decisions)
-            self.num_samples += 1
-            digest = self._compute_values_hash(values)
-            if self._duplicate(values):
-                self._reward_duplicate(digest, decisions)
-                continue
+            result = self._consider(trial_id, self.controller.sample(), True)
+            if result is not None:
+                return result
+        return self._fallback(trial_id)
+
+    def _consider(
+        self, trial_id: str, decisions: list, learn: bool
+    ) -> dict | None:
+        """Judges one sampled child; returns its RUNNING answer if new.
+
+        Args:
+            trial_id: The trial the child would become.
+            decisions: The child's decisions.
+            learn: Whether the controller drew it (and so may learn from a
+                rejection or a repeat); False for the fallback's draws.
+
+        Returns:
+            The populate_space answer for a new child within the spec, or
+            None for a repeat or a rejection.
+        """
+        values = self._decisions.values_for(self.hyperparameters, decisions)
+        self.num_samples += 1
+        digest = self._compute_values_hash(values)
+        if not self._duplicate(values):
             verdict = self._judge(digest, values)
             if verdict.rejected:
-                over_spec += 1
-                self._reject(digest, values, decisions, verdict)
+                self._reject(digest, values, decisions, verdict, learn)
+                return None
+            if not self._duplicate(values):  # Not completed into a tried one.
+                self._pending[trial_id] = {
+                    "decisions": decisions,
+                    "report": verdict.figures,
+                }
+                return {"status": TrialStatus.RUNNING, "values": values}
+            digest = self._compute_values_hash(values)
+        if learn:
+            self._reward_duplicate(digest, decisions)
+        return None
+
+    def _tried(self, decisions: list) -> bool:
+        """Whether a child was trained (or is training) or rejected."""
+        values = self._decisions.values_for(self.hyperparameters, decisions)
+        return (self._duplicate(values)
+                or self._compute_values_hash(values) in self._rejected)
+
+    def _fallback(self, trial_id: str) -> dict:
+        """Draws untried children after the controller kept repeating.
+
+        A space of at most `_MAX_ENUMERATED` decision combinations is
+        enumerated in a random order, judging each untried child until one
+        meets the spec; "exhausted" is said only when none is left. A
+        larger space gets `max_rejections` uniform draws, and the message
+        says what is known without claiming exhaustion.
+
+        Raises:
+            keras_tuner.errors.FatalValueError: When no child was ever within
+                the spec (no trial yet) and none was found here either.
+        """
+        sizes = self.controller.sizes
+        size = math.prod(sizes)
+        enumerate_all = size <= _MAX_ENUMERATED
+        draws = (
+            (list(np.unravel_index(i, sizes)) for i in
+             self.controller.shuffled(size)) if enumerate_all else
+            (self.controller.uniform() for _ in range(self.max_rejections))
+        )
+        seen = set()
+        for decisions in draws:
+            decisions = [int(a) for a in decisions]
+            values = self._decisions.values_for(self.hyperparameters, decisions)
+            seen.add(self._compute_values_hash(values))
+            if self._tried(decisions):
                 continue
-            if self._duplicate(values):  # Completed by the gate into one.
-                digest = self._compute_values_hash(values)
-                self._reward_duplicate(digest, decisions)
-                continue
-            self._pending[trial_id] = {
-                "decisions": decisions,
-                "report": verdict.figures,
-            }
-            return {"status": TrialStatus.RUNNING, "values": values}
-        return self._give_up(over_spec)
+            if self.episodes_left() == 0:
+                return {"status": TrialStatus.STOPPED, "values": None}
+            result = self._consider(trial_id, decisions, False)
+            if result is not None:
+                return result
+        if not self.trials:
+            self._over_spec_error()
+        if enumerate_all:
+            print(
+                f"Search space exhausted: every one of its {len(seen)} "
+                f"architectures was tried: {len(self.trials)} trained, "
+                f"{len(self._rejected)} rejected by the gate; none is left "
+                f"within the spec; stopping."
+            )
+        else:
+            print(
+                f"No new child within the spec in {self.max_rejections} "
+                f"samples from the controller and {self.max_rejections} "
+                f"uniform ones ({len(self.trials)} trained, "
+                f"{len(self._rejected)} rejected, of {size} decision "
+                "combinations); the space is not exhausted, but stopping."
+            )
+        return {"status": TrialStatus.STOPPED, "values": None}
 
     def _judge(self, digest: str, values: dict) -> gate_module.Verdict:
         """Runs the gate on one child; a repeat of a rejected one is cached."""
@@ -189,17 +283,23 @@ class FNASOracle(lease.LeasedOracle):
         values: dict,
         decisions: list,
         verdict: gate_module.Verdict,
+        learn: bool = True,
     ) -> None:
-        """Penalises, logs and remembers one child over the spec."""
+        """Logs and remembers one child over the spec; penalises if the rule
+        has a penalty and the controller drew it (`learn`)."""
         spec = self.latency_spec_ms
         latency = verdict.latency_ms
         value = reward_module.rejected(self.reward_rule, latency, spec)
-        stats = self.controller.update(decisions, value)
+        if value is not None and learn:
+            self._log_progress(self.controller.update(decisions, value))
         self.num_rejected += 1
         finite = latency if math.isfinite(latency) else None
         self._rejected[digest] = (finite, verdict.reason)
         record = {
-            "step": stats.step,
+            # The sample that drew it: one per record, and what a resume
+            # compares with the saved state to drop unsaved records.
+            "step": self.num_samples,
+            "update": self.controller.step,
             "values": values,
             "latency_ms": finite,
             "dsp_used": (verdict.figures or {}).get("dsp_used"),
@@ -211,7 +311,6 @@ class FNASOracle(lease.LeasedOracle):
             "gate_s": verdict.seconds,
         }
         storage.append_jsonl(self._rejected_path(), record)
-        self._log_progress(stats)
         if self.verbose:
             shown = "does not fit" if finite is None else f"{finite:.3f} ms"
             print(
@@ -250,25 +349,20 @@ class FNASOracle(lease.LeasedOracle):
         """Whether max_trials or max_episodes allows no new trial."""
         return super()._no_new_trials() or self.episodes_left() == 0
 
-    def _give_up(self, over_spec: int) -> dict:
-        """Stops after `max_rejections` samples without a new trial."""
-        if over_spec == self.max_rejections:
-            fastest = (
-                "none fits on the device"
-                if self.fastest_ms is None
-                else f"the fastest seen is {self.fastest_ms:.3f} ms"
-            )
-            raise keras_tuner.errors.FatalValueError(
-                f"{self.max_rejections} children in a row were over the "
-                f"latency spec of {self.latency_spec_ms} ms ({fastest}); "
-                "raise latency_spec_ms, pick a larger device or shrink the "
-                "search space"
-            )
-        print(
-            f"Search space exhausted: {self.max_rejections} samples in a row "
-            "repeated architectures already tried; stopping."
+    def _over_spec_error(self) -> None:
+        """Raises: no child judged so far meets the spec."""
+        fastest = (
+            "none fits on the device"
+            if self.fastest_ms is None
+            else f"the fastest seen is {self.fastest_ms:.3f} ms"
         )
-        return {"status": TrialStatus.STOPPED, "values": None}
+        raise keras_tuner.errors.FatalValueError(
+            f"{self.max_rejections} children in a row were over the "
+            f"latency spec of {self.latency_spec_ms} ms, and so was every "
+            f"untried one drawn after them ({fastest}); raise "
+            "latency_spec_ms, pick a larger device or shrink the search "
+            "space"
+        )
 
     # Trial life cycle ----------------------------------------------------
 
@@ -332,7 +426,7 @@ class FNASOracle(lease.LeasedOracle):
         """The reward of an ended trial; a failed one counts as accuracy 0."""
         spec = self.latency_spec_ms
         if trial.status != TrialStatus.COMPLETED or trial.score is None:
-            return reward_module.rejected(self.reward_rule, math.inf, spec or 1)
+            return reward_module.failed(self.reward_rule)
         accuracy = trial.score
         if self.objective.direction == "min":
             accuracy = -accuracy
@@ -404,7 +498,7 @@ class FNASOracle(lease.LeasedOracle):
         """
         kept = storage.truncate_jsonl(
             self._rejected_path(),
-            keep=lambda record: record["step"] <= self.controller.step,
+            keep=lambda record: record["step"] <= self.num_samples,
         )
         self._rejected = {
             self._compute_values_hash(r["values"]): (r["latency_ms"],

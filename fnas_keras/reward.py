@@ -2,8 +2,15 @@
 
 The rules follow FNAS_NOTES §4. `accuracy` is the trial's objective value
 (higher is better), `latency_ms` the child's modelled FPGA latency and
-`spec_ms` the latency specification. A child over the spec is never trained,
-so its accuracy counts as 0.
+`spec_ms` the latency specification. A child over the spec is never trained.
+
+"constrained" (the default) uses the latency model as a constraint, not a
+teacher: only children within the spec are trained, the reward is the
+accuracy alone, and a rejection teaches the controller nothing (its
+`rejected` value is None). The controller then normalises the reward by
+running statistics of the rewards among feasible children. "fnas" is the
+paper's rule, reproduced faithfully: a rejected child counts as accuracy 0
+with a penalty, and the reward of a trained one adds a latency term.
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-RULES = ("fnas", "mnas_soft", "mnas_hard", "accuracy")
+RULES = ("constrained", "fnas", "mnas_soft", "mnas_hard", "accuracy")
+DEFAULT = "constrained"
 
 # FNAS reference code: rewards are clipped to [-0.1, 0.1] and the accuracy
 # baseline b is an exponential moving average, b <- 0.8 b + 0.2 acc.
@@ -41,7 +49,7 @@ def check_rule(rule: str) -> str:
     return rule
 
 
-def rejected(rule: str, latency_ms: float, spec_ms: float) -> float:
+def rejected(rule: str, latency_ms: float, spec_ms: float) -> float | None:
     """The penalty for a child over the spec (never trained).
 
     Args:
@@ -50,13 +58,30 @@ def rejected(rule: str, latency_ms: float, spec_ms: float) -> float:
         spec_ms: The latency spec.
 
     Returns:
-        The reward: -0.1 for "fnas" (its formula always clips there), and 0
-        for the MnasNet rules and "accuracy", whose rewards scale accuracy.
+        The reward: None for "constrained" (no update), -0.1 for "fnas"
+        (its formula always clips there), and 0 for the MnasNet rules and
+        "accuracy", whose rewards scale accuracy.
     """
     check_rule(rule)
+    if rule == "constrained":
+        return None
     if rule == "fnas":
         return _clip((spec_ms - latency_ms) / (10.0 * spec_ms) - 1.0)
     return 0.0
+
+
+def failed(rule: str) -> float:
+    """The reward of a child that was within the spec but failed to train.
+
+    Args:
+        rule: One of RULES.
+
+    Returns:
+        -0.1 for "fnas" and "constrained" (for an accuracy in [0, 1], below
+        every trained child), 0 for the MnasNet rules and "accuracy".
+    """
+    check_rule(rule)
+    return -_CLIP if rule in ("fnas", "constrained") else 0.0
 
 
 def trained(
@@ -77,10 +102,13 @@ def trained(
             the first trained child, when it starts at that child's accuracy.
 
     Returns:
-        The reward and the updated accuracy baseline.
+        The reward and the updated accuracy baseline ("constrained": the
+        accuracy itself; the controller keeps its own statistics).
     """
     check_rule(rule)
     accuracy = 0.0 if math.isnan(accuracy) else float(accuracy)
+    if rule == "constrained":
+        return Reward(accuracy, baseline)
     has_spec = spec_ms is not None and latency_ms is not None
     if rule in ("fnas", "accuracy"):
         b = accuracy if baseline is None else baseline

@@ -45,7 +45,9 @@ class FNAS(keras_tuner.Tuner):
         mapping: One of `fpga.MAPPINGS`: "pipelined" (FNAS, one engine per
             layer), "shared" (one engine)...; the report names the mapping
             each child was timed with.
-        reward: "fnas", "mnas_soft", "mnas_hard" or "accuracy".
+        reward: "constrained" (default: accuracy alone, only children
+            within the spec proposed), "fnas" (the paper's), "mnas_soft",
+            "mnas_hard" or "accuracy"; see `FNASOracle`.
         enforce_spec: Reject over-spec children (default: whenever a spec
             is set). False only measures latency, as plain NAS does.
         input_shape: Shape of one example, for models without an Input
@@ -98,7 +100,7 @@ class FNAS(keras_tuner.Tuner):
         latency_spec_ms: float | None = None,
         bits: int = 16,
         mapping: str = "pipelined",
-        reward: str = "fnas",
+        reward: str = "constrained",
         enforce_spec: bool | None = None,
         input_shape: Sequence[int] | None = None,
         max_episodes: int | None = None,

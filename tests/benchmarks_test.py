@@ -168,3 +168,19 @@ def test_paper_table_compares_best_children():
     assert row[6] == "0.900"
     assert row[8:10] == ["0.93x", "0.880"]
     assert row[-2:] == ["9.00", "10.00x"]
+
+
+@pytest.mark.slow
+def test_controller_benchmark_prints_both_methods_over_seeds(tmp_path):
+    out = run("controller.py", "--seeds=1,2", "--children=1", "--epochs=1",
+              "--train_examples=32", "--feasible_fraction=0.3",
+              "--space_samples=10", "--processes=2",
+              f"--directory={tmp_path}")
+    rows = [line.split() for line in out.splitlines()]
+    rows = [r for r in rows if r[:1] in (["fnas"], ["random"])
+            and r[1].isdigit()]
+    assert sorted((r[0], r[1], r[2]) for r in rows) == [
+        ("fnas", "1", "1"), ("fnas", "2", "1"),
+        ("random", "1", "1"), ("random", "2", "1")]
+    assert "fnas best" in out and "random best" in out
+    assert "mean of trained" in out

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fnas_keras import controller as controller_lib
+from fnas_keras import reward
 
 Controller = controller_lib.Controller
 BANDIT_SIZES = (3, 3, 4, 2)
@@ -286,3 +287,86 @@ def test_get_config_round_trips():
     assert config["sizes"] == [3, 2, 6]
     again = Controller(**config)
     np.testing.assert_array_equal(again.get_weights(), c.get_weights())
+
+
+# A constrained bandit: 6 decisions of 3 choices (729 arms); choice k costs
+# k, and an arm is feasible when its cost is at most 4 (168 arms). Accuracy
+# grows with every choice, so the unconstrained best (all 2s) is over the
+# spec; the best feasible arm spends the budget on the two heaviest weights.
+C_SIZES = (3,) * 6
+C_WEIGHTS = np.array([0.08, 0.06, 0.03, 0.02, 0.015, 0.01])
+C_SPEC = 4
+C_BEST = (2, 2, 0, 0, 0, 0)
+
+
+def _c_accuracy(decisions):
+    return 0.5 + float(C_WEIGHTS @ np.asarray(decisions))
+
+
+C_FEASIBLE = [a for a in np.ndindex(*C_SIZES) if sum(a) <= C_SPEC]
+
+
+def _updates_to_find_best(rule, seed, max_updates=600):
+    """Controller updates until the best feasible arm is first trained.
+
+    "fnas" is the paper's loop: a rejection is a -0.1 update, a trained
+    child gets clip(acc - b + L / 10T). "constrained" draws until a child
+    is feasible (no update for a rejection), then rewards accuracy alone.
+    """
+    options = controller_lib.CONSTRAINED if rule == "constrained" else {}
+    c = Controller(C_SIZES, seed=seed, **options)
+    baseline = None
+    while c.step < max_updates:
+        d = c.sample()
+        cost = sum(d)
+        if cost > C_SPEC:
+            if rule == "fnas":
+                c.update(d, reward.rejected(rule, cost, C_SPEC))
+            continue
+        result = reward.trained(rule, _c_accuracy(d), cost, C_SPEC, baseline)
+        baseline = result.baseline
+        c.update(d, result.value)
+        if tuple(d) == C_BEST:
+            return c.step
+    return max_updates + 1
+
+
+@pytest.mark.slow
+def test_constrained_rule_finds_best_feasible_arm_in_fewer_updates():
+    assert max(C_FEASIBLE, key=_c_accuracy) == C_BEST
+    seeds = range(6)
+    new = [_updates_to_find_best("constrained", s) for s in seeds]
+    paper = [_updates_to_find_best("fnas", s) for s in seeds]
+    # Uniform draws among the 168 feasible arms need 168 on average.
+    assert max(new) <= 120, new
+    assert sum(new) < sum(paper), (new, paper)
+
+
+def test_normalized_update_uses_scale_free_advantages():
+    a = Controller([3, 3], normalize=True, seed=0)
+    b = Controller([3, 3], normalize=True, seed=0)
+    for d, r in (([0, 0], 0.2), ([1, 2], 0.6), ([2, 1], 0.4)):
+        sa, sb = a.update(d, r), b.update(d, 100 * r)
+    assert sa.advantage == pytest.approx(sb.advantage)
+    np.testing.assert_allclose(a.get_weights(), b.get_weights())
+    assert sa.baseline == pytest.approx(sb.baseline / 100)
+
+
+def test_uniform_start_is_exactly_uniform():
+    c = Controller([3, 5], seed=4)
+    for p in c.probabilities([1, 1]):
+        np.testing.assert_allclose(p, 1 / p.size)
+
+
+def test_replay_state_survives_save_and_load(tmp_path):
+    c = Controller(BANDIT_SIZES, seed=3, **controller_lib.CONSTRAINED)
+    for _ in range(12):
+        d = c.sample()
+        c.update(d, _bandit_reward(d))
+    c.save(tmp_path / "ctl.npz")
+    r = Controller.load(tmp_path / "ctl.npz")
+    for _ in range(5):
+        d, e = c.sample(), r.sample()
+        assert d == e
+        assert c.update(d, _bandit_reward(d)) == r.update(e, _bandit_reward(e))
+    np.testing.assert_array_equal(c.get_weights(), r.get_weights())

@@ -67,24 +67,45 @@ def run_trial(oracle, score, status="COMPLETED"):
     return trial
 
 
-def test_rejected_children_never_become_trials(tmp_path):
-    oracle = make_oracle(tmp_path)
-    for i in range(4):
-        run_trial(oracle, 0.5 + 0.1 * i)
+def spy_on_rewards(oracle, monkeypatch):
+    """The rewards the controller is given, in order."""
+    rewards = []
+    update = oracle.controller.update
+
+    def spy(decisions, reward):
+        rewards.append(reward)
+        return update(decisions, reward)
+
+    monkeypatch.setattr(oracle.controller, "update", spy)
+    return rewards
+
+
+@pytest.mark.parametrize("rule", ["fnas", "constrained"])
+def test_rejected_children_never_become_trials(tmp_path, rule, monkeypatch):
+    oracle = make_oracle(tmp_path, reward=rule)
+    rewards = spy_on_rewards(oracle, monkeypatch)
+    scores = [0.5 + 0.1 * i for i in range(4)]
+    for score in scores:
+        run_trial(oracle, score)
     rejected = oracle.rejected()
     assert rejected, "the toy space has over-spec children; some must show"
+    penalty = -0.1 if rule == "fnas" else None
     for record in rejected:
         assert record["latency_ms"] > SPEC_MS
         assert latency_of(record["values"]) == record["latency_ms"]
         assert record["spec_ms"] == SPEC_MS
-        assert record["reward"] == pytest.approx(-0.1)
+        assert record["reward"] == penalty
     for trial in oracle.trials.values():
         latency = gate_module.metric(trial, "latency_ms")
         assert latency == latency_of(trial.hyperparameters.values)
         assert latency <= SPEC_MS
         assert gate_module.metric(trial, "dsp_used") == 100.0
-    # Each rejection and each ended trial is exactly one controller update.
-    assert oracle.controller.step == len(rejected) + 4
+    if rule == "fnas":  # Each rejection and each trial is one update.
+        assert oracle.controller.step == len(rejected) + 4
+        assert rewards.count(-0.1) == len(rejected)
+    else:  # Rejections teach nothing; the reward is the accuracy alone.
+        assert set(rewards) == set(scores)
+        assert len(rewards) == oracle.controller.step >= 4
 
 
 def test_rejection_log_is_jsonl_in_project_dir(tmp_path):
@@ -97,7 +118,8 @@ def test_rejection_log_is_jsonl_in_project_dir(tmp_path):
 
 
 def test_fnas_reward_reaches_the_controller(tmp_path, monkeypatch):
-    oracle = make_oracle(tmp_path, gate=lambda v: FakeReport(15.0))
+    oracle = make_oracle(tmp_path, gate=lambda v: FakeReport(15.0),
+                         reward="fnas")
     rewards = []
     update = oracle.controller.update
 
@@ -114,8 +136,12 @@ def test_fnas_reward_reaches_the_controller(tmp_path, monkeypatch):
     assert rewards[1] == pytest.approx(0.1)
 
 
-def test_failed_trial_gets_the_penalty_and_is_not_best(tmp_path, monkeypatch):
-    oracle = make_oracle(tmp_path, gate=lambda v: FakeReport(10.0))
+@pytest.mark.parametrize("rule", ["fnas", "constrained"])
+def test_failed_trial_gets_the_penalty_and_is_not_best(
+    tmp_path, monkeypatch, rule
+):
+    oracle = make_oracle(tmp_path, gate=lambda v: FakeReport(10.0),
+                         reward=rule)
     rewards = []
     update = oracle.controller.update
     monkeypatch.setattr(
@@ -169,6 +195,83 @@ def test_children_that_do_not_fit_are_rejected(tmp_path):
     assert all(
         t.hyperparameters.values["a"] == 1 for t in oracle.trials.values()
     )
+
+
+def test_default_rule_learns_accuracy_with_normalised_steps(tmp_path):
+    oracle = make_oracle(tmp_path)
+    assert oracle.reward_rule == "constrained"
+    config = oracle.controller.get_config()
+    assert config["normalize"] and config["learning_rate"] == 0.007
+    paper = make_oracle(tmp_path / "paper", reward="fnas")
+    assert not paper.controller.get_config()["normalize"]
+    custom = make_oracle(tmp_path / "custom",
+                         controller_options={"steps_per_update": 3})
+    assert custom.controller.get_config()["steps_per_update"] == 3
+    assert custom.controller.get_config()["normalize"]
+
+
+def test_rejected_children_are_not_judged_twice(tmp_path):
+    calls = []
+
+    def counting_gate(values):
+        calls.append(json.dumps(values, sort_keys=True))
+        return toy_gate(values)
+
+    oracle = make_oracle(tmp_path, gate=counting_gate, max_trials=8)
+    while run_trial(oracle, 0.5).status != "STOPPED":
+        pass
+    assert len(calls) == len(set(calls)) == 12  # Every child, once each.
+    assert len(oracle.trials) == 8  # The 8 of 12 within the spec.
+
+
+def grid(names, size):
+    hps = kt.HyperParameters()
+    for name in names:
+        hps.Choice(name, list(range(1, size + 1)))
+    return hps
+
+
+@pytest.mark.parametrize("rule", ["fnas", "constrained"])
+def test_small_feasible_set_is_trained_whole_then_exhausted(
+    tmp_path, capsys, rule
+):
+    # 144 architectures; a + b <= 3 holds for exactly 3 of them.
+    oracle = make_oracle(
+        tmp_path, hps=grid("ab", 12), max_trials=10, max_rejections=100,
+        latency_spec_ms=3.0, reward=rule,
+        gate=lambda v: FakeReport(float(v["a"] + v["b"])),
+    )
+    statuses = [run_trial(oracle, 0.5).status for _ in range(4)]
+    assert statuses == ["COMPLETED"] * 3 + ["STOPPED"]
+    trained = sorted((t.hyperparameters.values["a"],
+                      t.hyperparameters.values["b"])
+                     for t in oracle.trials.values())
+    assert trained == [(1, 1), (1, 2), (2, 1)]
+    judged = {json.dumps(r["values"], sort_keys=True)
+              for r in oracle.rejected()}
+    assert len(judged) == 141
+    out = capsys.readouterr().out
+    assert ("Search space exhausted: every one of its 144 architectures "
+            "was tried: 3 trained, 141 rejected") in out
+
+
+def test_large_space_never_claims_exhaustion(tmp_path, capsys):
+    # 10^5 combinations, too many to enumerate; after the first child
+    # judged, every other is over the spec.
+    judged = []
+
+    def gate(values):
+        judged.append(values)
+        return FakeReport(1.0 if len(judged) == 1 else 99.0)
+
+    oracle = make_oracle(tmp_path, hps=grid("abcde", 10), max_trials=10,
+                         max_rejections=30, gate=gate)
+    statuses = [run_trial(oracle, 0.5).status for _ in range(2)]
+    assert statuses == ["COMPLETED", "STOPPED"]
+    out = capsys.readouterr().out
+    assert "Search space exhausted" not in out
+    assert "No new child within the spec in 30 samples" in out
+    assert "the space is not exhausted" in out
 
 
 def test_exhausted_space_stops(tmp_path):

@@ -55,3 +55,18 @@ def test_nan_accuracy_counts_as_zero():
 def test_unknown_rule_names_the_known_ones():
     with pytest.raises(ValueError, match="unknown reward rule 'mnas'.*fnas"):
         reward.trained("mnas", 0.9, 1.0, 1.0, None)
+
+
+def test_constrained_rule_is_the_default_and_rewards_accuracy_alone():
+    assert reward.DEFAULT == "constrained"
+    assert reward.rejected("constrained", 50.0, 10.0) is None
+    result = reward.trained("constrained", 0.93, 9.9, 10.0, None)
+    assert result.value == pytest.approx(0.93)  # No latency term.
+    assert reward.trained("constrained", 0.93, 1.0, 10.0, None) == result
+    assert reward.trained("constrained", math.nan, 1.0, 10.0, None).value == 0
+
+
+def test_failed_child_ranks_below_every_trained_one():
+    assert reward.failed("constrained") == pytest.approx(-0.1)
+    assert reward.failed("fnas") == reward.rejected("fnas", math.inf, 1.0)
+    assert reward.failed("mnas_hard") == 0.0
