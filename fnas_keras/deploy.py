@@ -28,6 +28,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from typing import Any
 
 import numpy as np
@@ -157,6 +158,28 @@ def export_hls(model: Any, device: Any, bits: int, output_dir: str,
     hls_readme.write(output_dir, model, dev, part, bits,
                      reuse_factors(model, dev, bits, mapping), config)
     return output_dir
+
+
+def evaluate(model: Any, x: Any, y: Any, device: Any, bits: int,
+             calibration: Any = None, **kwargs: Any) -> dict[str, float]:
+    """Float against fixed-point accuracy of a classifier on (x, y).
+
+    Args:
+        model, x, device, bits, calibration, kwargs: As for
+            `fixed_point_predict`.
+        y: Integer labels.
+
+    Returns:
+        "float" and "fixed" accuracies, "agreement" (the fraction of equal
+        predicted classes) and "seconds" (compile and C simulation).
+    """
+    floats = model.predict(np.asarray(x, dtype=np.float32), verbose=0)
+    started = time.perf_counter()
+    fixed = fixed_point_predict(model, x, device, bits, calibration,
+                                **kwargs)
+    return {"float": accuracy(floats, y), "fixed": accuracy(fixed, y),
+            "agreement": agreement(fixed, floats),
+            "seconds": time.perf_counter() - started}
 
 
 def agreement(a: Any, b: Any) -> float:

@@ -90,8 +90,9 @@ def _ranges(model: Any, x: np.ndarray) -> tuple[dict, dict, dict]:
     """(min, max) of each layer's output, its input, and its pre-activation.
 
     Inputs are keyed by the layer's name, outputs by the layer's and by
-    the model's InputLayers' names (a single input); pre-activations only for layers with an
-    activation, computed by calling the layer with a linear activation.
+    the model's InputLayers' names (a single input); pre-activations only
+    for layers with an activation, computed by calling the layer with a
+    linear activation.
     """
     import keras
 

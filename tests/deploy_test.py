@@ -1,7 +1,10 @@
 """Tests of fnas_keras.deploy: fixed-point types, C simulation, HLS export."""
 
+import csv
 import os
 import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -191,3 +194,47 @@ def test_type_rule_saturates_at_most_one_step():
         assert name.startswith("ufixed<8,")
         _, integer = _fields(name)
         assert 2.0 ** integer >= peak > 2.0 ** (integer - 1)
+
+
+def test_fnas_checks_its_fixed_point_settings():
+    import fnas_keras
+
+    def build(hp):
+        return _small_cnn()
+
+    with pytest.raises(ValueError, match="needs fixed_point=True"):
+        fnas_keras.FNAS(build, objective="val_accuracy_fixed",
+                        device="xc7z020", overwrite=True)
+    with pytest.raises(ValueError, match="needs bits 8 or 16.*got 32"):
+        fnas_keras.FNAS(build, objective="val_accuracy", device="xc7z020",
+                        bits=32, fixed_point=True, overwrite=True)
+    with pytest.raises(ValueError, match="needs a device"):
+        fnas_keras.FNAS(build, objective="val_accuracy", fixed_point=True,
+                        overwrite=True)
+
+
+@pytest.mark.slow
+def test_search_measures_and_exports_a_real_mnist_child(tmp_path):
+    """benchmarks/search.py --fixed_point --deploy on the MNIST preset."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, os.path.join(root, "benchmarks", "search.py"),
+         "--max_trials=1", "--epochs=1", "--train_examples=256",
+         "--space_samples=0", "--fixed_point", "--fixed_point_examples=8",
+         "--deploy", "--deploy_examples=8", f"--directory={tmp_path}"],
+        capture_output=True, text=True, timeout=1500, cwd=root)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "16-bit fixed    accuracy" in out and "8-bit fixed" in out
+    assert "fixed-point C simulation:" in out
+    project = tmp_path / "fnas_digits"
+    with open(project / "results.csv") as f:
+        trained = [r for r in csv.DictReader(f) if r["kind"] == "trained"]
+    assert 0.0 <= float(trained[0]["val_accuracy_fixed"]) <= 1.0
+    assert "fixed" in (project / "summary.txt").read_text()
+    hls = project / "hls"
+    assert (hls / "README.md").is_file()
+    assert (hls / "firmware" / "myproject.cpp").is_file()
+    assert "xc7z020clg400-1" in (hls / "project.tcl").read_text()
