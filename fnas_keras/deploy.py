@@ -256,13 +256,7 @@ def _design_config(model: Any, device: Any, bits: int, calibration: Any,
 
 def _compiled(model: Any, config: dict, part: str, clock_mhz: float):
     """The loaded C simulation, compiled once per model, weights, config."""
-    digest = hashlib.sha256()
-    digest.update(model.to_json().encode())
-    for weight in model.get_weights():
-        digest.update(np.ascontiguousarray(weight).tobytes())
-    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
-    digest.update(f"{part}@{clock_mhz}".encode())
-    key = digest.hexdigest()
+    key = _cache_key(model, config, f"{part}@{clock_mhz}")
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
@@ -289,6 +283,26 @@ def _compiled(model: Any, config: dict, part: str, clock_mhz: float):
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return hls_model
+
+
+def _cache_key(model: Any, config: dict, target: str) -> str:
+    """A digest of the architecture, weights and types, without names.
+
+    Keras numbers the layers of each build anew (conv2d_4, conv2d_8...);
+    the same child rebuilt and reloaded computes the same, so it hits.
+    """
+    layers = [(type(layer).__name__, {k: v for k, v in
+                                      layer.get_config().items()
+                                      if k != "name"})
+              for layer in model.layers]
+    digest = hashlib.sha256()
+    digest.update(json.dumps(layers, sort_keys=True, default=str).encode())
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    types = [config.get("Model"), list(config["LayerName"].values())]
+    digest.update(json.dumps(types, sort_keys=True, default=str).encode())
+    digest.update(target.encode())
+    return digest.hexdigest()
 
 
 def _convert(model: Any, config: dict, directory: str, part: str,

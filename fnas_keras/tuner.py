@@ -217,7 +217,8 @@ class FNAS(keras_tuner.Tuner):
         return metrics
 
     def _fixed_point_metrics(self, trial, fit_args, fit_kwargs) -> dict:
-        """val_accuracy_fixed of the trial's saved (best-epoch) model."""
+        """val_accuracy_fixed of the trial's saved (best-epoch) model, its
+        agreement with float, and the seconds the C simulation took."""
         validation = fit_kwargs.get("validation_data")
         if validation is None:
             raise keras_tuner.errors.FatalValueError(
@@ -228,13 +229,13 @@ class FNAS(keras_tuner.Tuner):
             calibration = train[:256]
         else:
             calibration = deploy.examples(train, 256)[0]
-        model = self.load_model(trial)
-        started = time.perf_counter()
-        probabilities = deploy.fixed_point_predict(
-            model, x, self.device, self.constraint.bits,
-            calibration=calibration, mapping=self.constraint.mapping)
-        return {FIXED_METRIC: deploy.accuracy(probabilities, y),
-                "fixed_point_s": time.perf_counter() - started}
+        figures = deploy.evaluate(
+            self.load_model(trial), x, y, self.device, self.constraint.bits,
+            calibration, mapping=self.constraint.mapping)
+        # The agreement is with float on the same examples.
+        return {FIXED_METRIC: figures["fixed"],
+                "fixed_point_agreement": figures["agreement"],
+                "fixed_point_s": figures["seconds"]}
 
     def _gate(self, values: dict) -> fpga.LatencyReport | None:
         """Builds one child (no fit) and models its FPGA latency.
