@@ -238,3 +238,43 @@ def test_search_measures_and_exports_a_real_mnist_child(tmp_path):
     assert (hls / "README.md").is_file()
     assert (hls / "firmware" / "myproject.cpp").is_file()
     assert "xc7z020clg400-1" in (hls / "project.tcl").read_text()
+
+
+@pytest.mark.slow
+def test_val_accuracy_fixed_can_be_the_objective(tmp_path, monkeypatch):
+    import fnas_keras
+    from fnas_keras import results
+
+    calls = []
+
+    def fake_evaluate(model, x, y, device, bits, calibration, **kwargs):
+        calls.append((len(x), bits, len(calibration)))
+        return {"float": 0.5, "fixed": 0.25 * len(calls), "agreement": 0.9,
+                "seconds": 1.0}
+
+    monkeypatch.setattr(deploy, "evaluate", fake_evaluate)
+
+    def build(hp):
+        model = keras.Sequential([
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(hp.Choice("filters", [2, 4]), 3,
+                                activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    x, y = data.load_arrays("digits", "train", limit=128)
+    xv, yv = data.load_arrays("digits", "validation", limit=40)
+    tuner = fnas_keras.FNAS(
+        build, objective="val_accuracy_fixed", max_trials=2,
+        device="xc7z020", bits=8, fixed_point=True, fixed_point_examples=16,
+        directory=str(tmp_path), project_name="p", overwrite=True, seed=0)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert calls == [(16, 8, 128), (16, 8, 128)]
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert best.score == 0.5
+    table = results.rows(tuner)
+    assert sorted(r["val_accuracy_fixed"] for r in table) == [0.25, 0.5]
+    assert "fixed" in results.summary(tuner, table)
