@@ -61,8 +61,9 @@ class FNAS(keras_tuner.Tuner):
             g++), on the validation data. Recorded as the metric
             "val_accuracy_fixed", which can be the objective.
         fixed_point_examples: Validation examples the C simulation runs
-            on (the first N); None for all. It costs about a second per
-            image for the MNIST space's children on one CPU core.
+            on (the first N); None for all. It costs seconds per image
+            for the MNIST space's children (software fixed-point
+            arithmetic), plus a g++ compile of minutes per child.
         trial_timeout_s: Distributed tuning: seconds a worker may be silent
             before the chief gives its trial to another worker. Workers
             send a heartbeat while they fit, so this is not a limit on a
