@@ -67,6 +67,7 @@ def precision_config(model: Any, bits: int, calibration: Any) -> dict:
 
 
 def checked_bits(bits: Any) -> int:
+    """`bits` as an int, or a ValueError naming it and the allowed range."""
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) \
             or not MIN_BITS <= bits <= MAX_BITS:
         raise ValueError(f"bits must be an integer from {MIN_BITS} to "

@@ -272,3 +272,17 @@ def test_val_accuracy_fixed_can_be_the_objective(tmp_path, monkeypatch):
     table = results.rows(tuner)
     assert sorted(r["val_accuracy_fixed"] for r in table) == [0.25, 0.5]
     assert "fixed" in results.summary(tuner, table)
+
+
+def test_batchnorm_scale_and_bias_types_from_the_folded_weights():
+    model = keras.Sequential([
+        keras.Input((4,)), keras.layers.Dense(3, name="fc"),
+        keras.layers.BatchNormalization(name="bn", epsilon=0.0)])
+    bn = model.get_layer("bn")
+    # gamma, beta, moving mean, moving variance: scale = 6, shift = -11.
+    bn.set_weights([np.full(3, 3.0), np.full(3, 1.0), np.full(3, 2.0),
+                    np.full(3, 0.25)])
+    config = deploy.precision_config(model, 16, np.ones((4, 4)))
+    p = config["LayerName"]["bn"]["Precision"]
+    assert p["scale"].startswith("ufixed<16,3,")
+    assert p["bias"].startswith("fixed<16,5,")
