@@ -14,7 +14,7 @@ $(STAMP): setup.py setup.cfg pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) benchmarks/search.py
+	$(PY) benchmarks/search.py --deploy
 
 test: $(STAMP)
 	$(PY) -m ruff check fnas_keras benchmarks tests

@@ -3,10 +3,15 @@
 Searches a preset space, prints one line per trained or rejected child and
 the final table, and writes results.csv, pareto.png, best_model.keras, the
 best model's per-layer latency report and summary.txt into
-<directory>/<project>.
+<directory>/<project>. --fixed_point also measures every child within the
+spec in hls4ml's fixed-point C simulation; --deploy measures the best child
+at 16 and 8 bits and exports its HLS project to <directory>/<project>/hls.
 
 Run (`make run` runs the first line):
+    .venv/bin/python benchmarks/search.py --deploy
     .venv/bin/python benchmarks/search.py
+    .venv/bin/python benchmarks/search.py --fixed_point \\
+        --fixed_point_examples=100
     .venv/bin/python benchmarks/search.py --mode=nas --max_trials=5
     .venv/bin/python benchmarks/search.py --dataset=cifar10 \\
         --device=zcu102 --latency_spec_ms=2 --epochs=10
@@ -81,6 +86,16 @@ flags.DEFINE_bool("resume", False,
 flags.DEFINE_enum("strategy", "none", ["none", "mirrored"],
                   "tf.distribute strategy for each trial's training.")
 flags.DEFINE_integer("seed", 1, "Seed of the controller.")
+flags.DEFINE_bool("fixed_point", False,
+                  "Record each child's val_accuracy_fixed (C simulation).")
+flags.DEFINE_integer("fixed_point_examples", 100,
+                     "Validation examples each child's C simulation runs.")
+flags.DEFINE_bool("deploy", False,
+                  "Measure the best child at 16 and 8 bits and export its "
+                  "HLS project (hls/ in the project directory).")
+flags.DEFINE_integer("deploy_examples", 100,
+                     "Validation examples the best child's C simulations "
+                     "run on.")
 
 entry.check_flags(
     device=entry.device, latency_spec_ms=entry.positive,
@@ -144,7 +159,35 @@ def build_tuner(hypermodel):
         overwrite=not FLAGS.resume,
         distribution_strategy=strategy,
         display="lines",
+        fixed_point=FLAGS.fixed_point,
+        fixed_point_examples=FLAGS.fixed_point_examples,
     )
+
+
+def deploy_best(tuner, args, kwargs) -> None:
+    """Prints the best child's float, 16- and 8-bit accuracies; exports it."""
+    from fnas_keras import deploy
+
+    best = tuner.get_best_models(1)[0]
+    x, y = deploy.examples(kwargs["validation_data"], FLAGS.deploy_examples)
+    calibration = deploy.examples(args if len(args) > 1 else args[0],
+                                  256)[0]
+    print(f"best child on {len(x)} validation examples:")
+    for bits in (16, 8):
+        r = deploy.evaluate(best, x, y, tuner.device, bits, calibration)
+        if bits == 16:
+            print(f"  float32          accuracy {r['float']:.4f}")
+        print(f"  {bits:>2}-bit fixed    accuracy {r['fixed']:.4f}, "
+              f"agreement with float {r['agreement']:.4f} "
+              f"(C simulation {r['seconds']:.1f} s)")
+    if int(FLAGS.bits) not in (8, 16):
+        print(f"no HLS export: {FLAGS.bits} bits is timed as float")
+        return
+    path = deploy.export_hls(
+        best, tuner.device, int(FLAGS.bits),
+        os.path.join(tuner.project_dir, "hls"), calibration=calibration)
+    print(f"HLS project ({FLAGS.bits}-bit, {tuner.device.part}): "
+          f"{os.path.relpath(path)}")
 
 
 def main(argv):
@@ -184,6 +227,10 @@ def main(argv):
     print()
     print(open(paths["summary"]).read())
     print(f"search wall time: {elapsed:.1f} s")
+    if FLAGS.fixed_point:
+        _print_fixed_point_cost(tuner, elapsed)
+    if FLAGS.deploy and tuner.oracle.get_best_trials(1):
+        deploy_best(tuner, args, kwargs)
     print("files:")
     for path in paths.values():
         print(f"  {entry.shown(path)}")
@@ -196,6 +243,17 @@ def main(argv):
         FLAGS.mapping,
         entry.command(__file__, entry.resume_argv(sys.argv[1:], more)),
     ))
+
+
+def _print_fixed_point_cost(tuner, elapsed: float) -> None:
+    from fnas_keras import gate
+
+    seconds = [gate.metric(t, "fixed_point_s")
+               for t in tuner.oracle.trials.values()]
+    seconds = [s for s in seconds if s is not None]
+    print(f"fixed-point C simulation: {sum(seconds):.1f} s over "
+          f"{len(seconds)} children, {100 * sum(seconds) / elapsed:.0f}% "
+          "of the search wall time")
 
 
 if __name__ == "__main__":

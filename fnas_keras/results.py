@@ -23,7 +23,8 @@ from matplotlib import pyplot  # noqa: E402
 from fnas_keras import storage  # noqa: E402
 
 COLUMNS = (
-    "kind", "id", "status", "score", "latency_ms", "dsp_used",
+    "kind", "id", "status", "score", "val_accuracy_fixed", "latency_ms",
+    "dsp_used",
     "bram18_used", "meets_spec", "wall_time_s", "values",
 )
 
@@ -39,6 +40,7 @@ def rows(tuner) -> list[dict]:
             "id": row["trial_id"],
             "status": row["status"],
             "score": row["score"],
+            "val_accuracy_fixed": row.get("val_accuracy_fixed"),
             "latency_ms": latency,
             "dsp_used": row["dsp_used"],
             "bram18_used": row["bram18_used"],
@@ -52,6 +54,7 @@ def rows(tuner) -> list[dict]:
             "id": f"r{i}",
             "status": "REJECTED",
             "score": None,
+            "val_accuracy_fixed": None,
             "latency_ms": record["latency_ms"],
             "dsp_used": record.get("dsp_used"),
             "bram18_used": record.get("bram18_used"),
@@ -106,6 +109,11 @@ def plot_pareto(table: list[dict], spec_ms: float | None, path: str,
         front = [points[i] for i in pareto_front(points)]
         ax.step(*zip(*front), where="post", color="tab:green",
                 label="Pareto front")
+    fixed = [(r["latency_ms"], r["val_accuracy_fixed"]) for r in trained
+             if r.get("val_accuracy_fixed") is not None]
+    if fixed:
+        ax.scatter(*zip(*fixed), facecolors="none", edgecolors="tab:purple",
+                   label=f"fixed point, C simulation ({len(fixed)})")
     if spec_ms is not None:
         ax.axvline(spec_ms, color="black", linestyle="--",
                    label=f"spec {spec_ms:g} ms")
@@ -129,18 +137,23 @@ def summary(tuner, table: list[dict], top: int = 5) -> str:
         key=lambda r: -r["score"],
     )
     device = tuner.device.name if tuner.device else "none"
+    # The fixed-point column: accuracy in the C simulation at `bits`.
+    fixed = any(r.get("val_accuracy_fixed") is not None for r in trained)
     lines = [
         f"device {device}, latency spec {tuner.latency_spec_ms} ms",
         f"children trained: {len(trained)}, rejected without training: "
         f"{len(table) - len(trained)}",
         "",
-        f"{'rank':>4} {'trial':>6} {'accuracy':>9} {'latency_ms':>11} "
-        f"{'DSP':>6} {'BRAM18':>7}  architecture",
+        f"{'rank':>4} {'trial':>6} {'accuracy':>9} "
+        + (f"{'fixed':>7} " if fixed else "")
+        + f"{'latency_ms':>11} {'DSP':>6} {'BRAM18':>7}  architecture",
     ]
     for rank, r in enumerate(ranked[:top], 1):
+        value = _num(r.get("val_accuracy_fixed"))
         lines.append(
             f"{rank:>4} {r['id']:>6} {r['score']:>9.4f} "
-            f"{_num(r['latency_ms']):>11} {_num(r['dsp_used']):>6} "
+            + (f"{value:>7} " if fixed else "")
+            + f"{_num(r['latency_ms']):>11} {_num(r['dsp_used']):>6} "
             f"{_num(r['bram18_used']):>7}  {_short(r['values'])}"
         )
     if not ranked:

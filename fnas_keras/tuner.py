@@ -10,9 +10,11 @@ from typing import Sequence
 
 import keras
 import keras_tuner
+import numpy as np
 
 from fnas_keras import checkpoint
 from fnas_keras import constraint as constraint_module
+from fnas_keras import deploy
 from fnas_keras import finiteness
 from fnas_keras import fpga
 from fnas_keras import gate
@@ -25,6 +27,7 @@ from fnas_keras import service
 from fnas_keras import storage
 
 _COLUMNS = ("latency_ms", "dsp_used", "bram18_used")
+FIXED_METRIC = "val_accuracy_fixed"
 
 
 class FNAS(keras_tuner.Tuner):
@@ -60,6 +63,15 @@ class FNAS(keras_tuner.Tuner):
         display: "table" (keras-tuner's) or "lines" (one line per trial).
         controller_options: Keyword arguments for `controller.Controller`.
         seed: Random seed of the controller.
+        fixed_point: Also measure every trained child within the spec as
+            the FPGA computes it: `bits`-wide fixed point, types chosen
+            from the data, in hls4ml's bit-accurate C simulation (needs
+            g++), on the validation data. Recorded as the metric
+            "val_accuracy_fixed", which can be the objective.
+        fixed_point_examples: Validation examples the C simulation runs
+            on (the first N); None for all. It costs seconds per image
+            for the MNIST space's children (software fixed-point
+            arithmetic), plus a g++ compile of minutes per child.
         trial_timeout_s: Distributed tuning: seconds a worker may be silent
             before the chief gives its trial to another worker. Workers
             send a heartbeat while they fit, so this is not a limit on a
@@ -114,9 +126,15 @@ class FNAS(keras_tuner.Tuner):
         allow_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        fixed_point: bool = False,
+        fixed_point_examples: int | None = None,
         trial_timeout_s: float = lease.DEFAULT_TIMEOUT_S,
         **kwargs: Any,
     ):
+        objective = _fixed_point_objective(objective, fixed_point, device,
+                                           bits)
+        self.fixed_point = bool(fixed_point)
+        self.fixed_point_examples = fixed_point_examples
         if latency_spec_ms is not None and device is None:
             raise ValueError(
                 f"latency_spec_ms={latency_spec_ms} needs a device to model "
@@ -207,6 +225,41 @@ class FNAS(keras_tuner.Tuner):
         self.save()
         service.serve(self.oracle)
 
+    def run_trial(self, trial, *fit_args: Any, **fit_kwargs: Any):
+        """Fits one child; with fixed_point, also its fixed-point accuracy."""
+        results = self._fit_trial(trial, *fit_args, **fit_kwargs)
+        latency = gate.metric(trial, "latency_ms")
+        spec = self.latency_spec_ms
+        within = latency is None or spec is None or latency <= spec
+        if not self.fixed_point or not (
+                within or FIXED_METRIC in self.oracle.objective.name):
+            return results
+        metrics = _history_metrics(results, self.oracle.objective)
+        metrics.update(self._fixed_point_metrics(trial, fit_args,
+                                                 fit_kwargs))
+        return metrics
+
+    def _fixed_point_metrics(self, trial, fit_args, fit_kwargs) -> dict:
+        """val_accuracy_fixed of the trial's saved (best-epoch) model, its
+        agreement with float, and the seconds the C simulation took."""
+        validation = fit_kwargs.get("validation_data")
+        if validation is None:
+            raise keras_tuner.errors.FatalValueError(
+                "fixed_point=True needs validation_data in search()")
+        x, y = deploy.examples(validation, self.fixed_point_examples)
+        train = fit_args[0] if fit_args else fit_kwargs.get("x")
+        if isinstance(train, np.ndarray):
+            calibration = train[:256]
+        else:
+            calibration = deploy.examples(train, 256)[0]
+        figures = deploy.evaluate(
+            self.load_model(trial), x, y, self.device, self.constraint.bits,
+            calibration, mapping=self.constraint.mapping)
+        # The agreement is with float on the same examples.
+        return {FIXED_METRIC: figures["fixed"],
+                "fixed_point_agreement": figures["agreement"],
+                "fixed_point_s": figures["seconds"]}
+
     def _gate(self, values: dict) -> fpga.LatencyReport | None:
         """Models one child's FPGA latency (no fit).
 
@@ -259,7 +312,7 @@ class FNAS(keras_tuner.Tuner):
             raise keras_tuner.errors.FatalValueError(str(error)) from error
         return report
 
-    def run_trial(self, trial, *fit_args: Any, **fit_kwargs: Any):
+    def _fit_trial(self, trial, *fit_args: Any, **fit_kwargs: Any):
         """Fits one child as keras-tuner does.
 
         A NaN loss, or weights or outputs that are not finite after the
@@ -348,7 +401,7 @@ class FNAS(keras_tuner.Tuner):
                 "status": trial.status,
                 "score": trial.score,
             }
-            for name in (*_COLUMNS, "wall_time_s"):
+            for name in (*_COLUMNS, "wall_time_s", FIXED_METRIC):
                 row[name] = gate.metric(trial, name)
             row["values"] = dict(trial.hyperparameters.values)
             rows.append(row)
@@ -364,13 +417,16 @@ class FNAS(keras_tuner.Tuner):
         print(f"Showing {num_trials} best trials")
         print(f"{self.oracle.objective}")
         header = f"{'trial':>6} {'score':>8} {'latency_ms':>11} "
-        print(header + f"{'DSP':>6} {'BRAM18':>7}  hyperparameters")
+        fixed = f" {'fixed':>8}" if self.fixed_point else ""
+        print(header + f"{'DSP':>6} {'BRAM18':>7}{fixed}  hyperparameters")
         for trial in self.oracle.get_best_trials(num_trials):
             figures = [gate.metric(trial, n) for n in _COLUMNS]
             latency, dsp, bram = (_fmt(v) for v in figures)
+            if self.fixed_point:
+                fixed = f" {_fmt(gate.metric(trial, FIXED_METRIC)):>8}"
             print(
                 f"{trial.trial_id:>6} {_fmt(trial.score):>8} {latency:>11} "
-                f"{dsp:>6} {bram:>7}  {trial.hyperparameters.values}"
+                f"{dsp:>6} {bram:>7}{fixed}  {trial.hyperparameters.values}"
             )
 
     def latency_report(self, hp: keras_tuner.HyperParameters):
@@ -416,3 +472,46 @@ def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.4g}"
+
+
+def _fixed_point_objective(objective: Any, fixed_point: bool, device: Any,
+                           bits: int) -> Any:
+    """Checks fixed_point's settings; names val_accuracy_fixed's direction."""
+    if fixed_point and device is None:
+        raise ValueError("fixed_point=True needs a device: its part is what "
+                         "the fixed-point design targets")
+    if fixed_point and bits not in (8, 16):
+        raise ValueError(f"fixed_point=True needs bits 8 or 16 (the latency "
+                         f"model times 32 bits as float), got {bits!r}")
+    if objective == FIXED_METRIC or getattr(objective, "name", "") == \
+            FIXED_METRIC:
+        if not fixed_point:
+            raise ValueError(f"objective {FIXED_METRIC!r} needs "
+                             "fixed_point=True")
+        return keras_tuner.Objective(FIXED_METRIC, "max")
+    return objective
+
+
+def _history_metrics(results: Any, objective: Any) -> dict:
+    """keras-tuner's reading of fit histories: the best epoch's metrics
+    (the last epoch's when the objective is not logged per epoch, as
+    keras-tuner then checkpoints every epoch), averaged over executions."""
+    per_run = []
+    for history in results if isinstance(results, list) else [results]:
+        if isinstance(history, dict):
+            per_run.append(history)
+            continue
+        if not hasattr(history, "history"):  # A single objective value.
+            per_run.append({objective.name: float(history)})
+            continue
+        epochs = [dict(zip(history.history, values))
+                  for values in zip(*history.history.values())]
+        best = epochs[-1]
+        if objective.has_value(best):
+            for logs in epochs:
+                if objective.better_than(objective.get_value(logs),
+                                         objective.get_value(best)):
+                    best = logs
+        per_run.append(best)
+    return {name: float(np.mean([run[name] for run in per_run]))
+            for name in per_run[0]}

@@ -144,7 +144,7 @@ def fit(layer, x):
     model = keras.Sequential([
         keras.Input((4, 4, 1)), layer, keras.layers.Flatten(),
         keras.layers.Dense(2, activation="softmax"),
-    ])
+    ], name="sequential")
     model.compile("adam", "sparse_categorical_crossentropy")
     check = finiteness.FailOnNonFiniteChild(x[:8])
     history = model.fit(x, np.zeros(len(x)), epochs=1, verbose=0,
