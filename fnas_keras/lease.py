@@ -24,7 +24,7 @@ from typing import Iterable
 from typing import Iterator
 
 import keras_tuner
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from fnas_keras import resume
 from fnas_keras import validation

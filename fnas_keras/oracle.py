@@ -18,7 +18,7 @@ from typing import Any
 
 import keras_tuner
 import numpy as np
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from fnas_keras import controller as controller_module
 from fnas_keras import decisions as decisions_module
@@ -542,11 +542,16 @@ class FNASOracle(lease.LeasedOracle):
         return storage.read_jsonl(self._rejected_path())
 
 
+# Every report figure is a cost to minimise except throughput.
+_DIRECTIONS = {"throughput_fps": "max"}
+
+
 def _attach_report(trial, figures: dict | None) -> None:
     """Records a child's FPGA figures as metrics of its trial."""
     for name, value in (figures or {}).items():
         if not trial.metrics.exists(name):  # A retried trial has them.
-            trial.metrics.register(name, direction="min")
+            trial.metrics.register(name, direction=_DIRECTIONS.get(name,
+                                                                   "min"))
             trial.metrics.update(name, value)
 
 

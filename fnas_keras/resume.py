@@ -15,7 +15,7 @@ import os
 import shutil
 
 import keras_tuner
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from fnas_keras import storage
 

@@ -100,6 +100,10 @@ def test_rejected_children_never_become_trials(tmp_path, rule, monkeypatch):
         assert latency == latency_of(trial.hyperparameters.values)
         assert latency <= SPEC_MS
         assert gate_module.metric(trial, "dsp_used") == 100.0
+        directions = {name: trial.metrics.metrics[name].direction
+                      for name in FakeReport._fields}
+        assert directions == {"latency_ms": "min", "dsp_used": "min",
+                              "bram18_used": "min", "throughput_fps": "max"}
     if rule == "fnas":  # Each rejection and each trial is one update.
         assert oracle.controller.step == len(rejected) + 4
         assert rewards.count(-0.1) == len(rejected)
