@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "FNAS": ("fnas_keras.tuner", "FNAS"),
+    "gated": ("fnas_keras.gated", "gated"),
     "FNASOracle": ("fnas_keras.oracle", "FNASOracle"),
     "FNASHyperModel": ("fnas_keras.hypermodel", "FNASHyperModel"),
     "LatencyConstraint": ("fnas_keras.constraint", "LatencyConstraint"),
