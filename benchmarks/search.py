@@ -55,7 +55,8 @@ flags.DEFINE_integer("max_trials", 8, "Children trained at most.")
 flags.DEFINE_integer("max_episodes", None,
                      "Children judged at most (trained + rejected).")
 flags.DEFINE_integer("epochs", 6, "Training epochs per child.")
-flags.DEFINE_integer("batch_size", 16, "Training batch size.")
+flags.DEFINE_integer("batch_size", None,
+                     "Training batch size (default: the recipe's).")
 flags.DEFINE_integer("train_examples", None,
                      "Use only the first N training examples.")
 flags.DEFINE_integer("space_samples", 200,
@@ -104,15 +105,12 @@ def build_tuner(hypermodel):
 
 def main(argv):
     del argv
-    from fnas_keras import data
-    from fnas_keras import hypermodel
+    import recipe
+
     from fnas_keras import results
 
-    spec = data.info(FLAGS.dataset)
     preset = FLAGS.preset or _PRESET_OF[FLAGS.dataset]
-    space = hypermodel.FNASHyperModel(
-        preset, input_shape=spec.input_shape, num_classes=spec.num_classes
-    )
+    space = recipe.hypermodel(preset, FLAGS.dataset)
     tuner = build_tuner(space)
     print(f"{FLAGS.mode.upper()} search: {FLAGS.dataset}, {preset} space "
           f"({space.space.size} architectures), {FLAGS.device} at "
@@ -121,7 +119,7 @@ def main(argv):
     if FLAGS.space_samples and not tuner._is_worker():
         print(tuner.space_report(samples=FLAGS.space_samples,
                                  max_enumerate=FLAGS.space_samples))
-    args, kwargs = data.fit_data(
+    args, kwargs = recipe.fit_data(
         FLAGS.dataset, batch_size=FLAGS.batch_size,
         limit=FLAGS.train_examples, data_dir=FLAGS.data_dir,
     )
