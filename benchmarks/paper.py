@@ -179,14 +179,12 @@ def retrain(values: dict, seed: int, epochs: int, fit_args,
     """A child trained from scratch with the recipe: its last val accuracy."""
     import keras
     import keras_tuner
-    import recipe
 
     keras.utils.set_random_seed(seed)
     hp = keras_tuner.HyperParameters()
     hp.values = dict(values)
     model = _hypermodel().build(hp)
-    kwargs = dict(fit_kwargs, callbacks=recipe.callbacks())
-    history = model.fit(*fit_args, epochs=epochs, verbose=0, **kwargs)
+    history = model.fit(*fit_args, epochs=epochs, verbose=0, **fit_kwargs)
     return float(history.history["val_accuracy"][-1])
 
 
