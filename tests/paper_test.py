@@ -85,3 +85,17 @@ def test_the_protocol_runs_end_to_end(tmp_path):
     table = (tmp_path / "paper.md").read_text()
     assert "| 7 | fnas | 2 | 2/2 |" in table and "| 7 | bayesian |" in table
     assert (tmp_path / "paper.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_recipe_check_prints_both_recipes():
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "recipe_check.py"),
+         "--children=small", "--epochs=1"],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines()
+             if "val_accuracy by epoch" in line]
+    assert [line.split(":")[0].split() for line in lines] == [
+        ["small", "old"], ["small", "new"]]
