@@ -105,6 +105,11 @@ def run_baseline(kind: str, spec_ms: float, trained: int, fit_args,
 
     tuner_class = {"random": keras_tuner.RandomSearch,
                    "bayesian": keras_tuner.BayesianOptimization}[kind]
+    extra = {}
+    if kind == "bayesian":
+        # keras-tuner's default, 3 random points per hyperparameter (24),
+        # would leave no budget to the Gaussian process.
+        extra["num_initial_points"] = initial_points(trained)
     tuner = fnas_keras.gated(tuner_class)(
         _hypermodel(),
         objective="val_accuracy",
@@ -118,8 +123,18 @@ def run_baseline(kind: str, spec_ms: float, trained: int, fit_args,
         project_name=f"{kind}_{spec_ms:g}ms_seed{seed}",
         overwrite=True,
         display="lines",
+        **extra,
     )
     return _searched(tuner, kind, seed, fit_args, fit_kwargs)
+
+
+def initial_points(trained: int) -> int:
+    """Random children BayesianOptimization starts from: a third, 2 or more.
+
+    The same seed gives both baselines the same first random children, so
+    the Gaussian process's picks are what tells them apart.
+    """
+    return max(2, math.ceil(trained / 3))
 
 
 def _searched(tuner, mode: str, seed: int, fit_args, fit_kwargs) -> dict:
