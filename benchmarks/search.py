@@ -72,7 +72,8 @@ flags.DEFINE_integer("max_trials", 8, "Children trained at most.")
 flags.DEFINE_integer("max_episodes", None,
                      "Children judged at most (trained + rejected).")
 flags.DEFINE_integer("epochs", 6, "Training epochs per child.")
-flags.DEFINE_integer("batch_size", 16, "Training batch size.")
+flags.DEFINE_integer("batch_size", None,
+                     "Training batch size (default: the recipe's).")
 flags.DEFINE_integer("train_examples", None,
                      "Use only the first N training examples.")
 flags.DEFINE_integer("space_samples", 200,
@@ -192,20 +193,17 @@ def deploy_best(tuner, args, kwargs) -> None:
 
 def main(argv):
     del argv
-    from fnas_keras import data
-    from fnas_keras import hypermodel
+    import recipe
+
     from fnas_keras import results
 
-    spec = data.info(FLAGS.dataset)
     preset = FLAGS.preset or _PRESET_OF[FLAGS.dataset]
     # First, so a missing download stops the run before anything else.
-    args, kwargs = data.fit_data(
+    args, kwargs = recipe.fit_data(
         FLAGS.dataset, batch_size=FLAGS.batch_size,
         limit=FLAGS.train_examples, data_dir=FLAGS.data_dir,
     )
-    space = hypermodel.FNASHyperModel(
-        preset, input_shape=spec.input_shape, num_classes=spec.num_classes
-    )
+    space = recipe.hypermodel(preset, FLAGS.dataset)
     tuner = build_tuner(space)
     print(f"{FLAGS.mode.upper()} search: {FLAGS.dataset}, {preset} space "
           f"({space.space.size} architectures), {FLAGS.device} at "

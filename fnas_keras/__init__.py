@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "analyze": ("fnas_keras.keras_reader", "analyze"),
     "FNAS": ("fnas_keras.tuner", "FNAS"),
+    "gated": ("fnas_keras.gating", "gated"),
     "FNASOracle": ("fnas_keras.oracle", "FNASOracle"),
     "FNASHyperModel": ("fnas_keras.hypermodel", "FNASHyperModel"),
     "LatencyConstraint": ("fnas_keras.constraint", "LatencyConstraint"),
