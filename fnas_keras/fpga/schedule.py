@@ -128,7 +128,8 @@ def _per_layer(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
                ws: list[workload.Workload], device: devices.FpgaDevice,
                bits: int) -> report.LatencyReport:
     """An engine per workload, resources split by MACs, then balanced."""
-    budget, macs = _budgets(ws, device, bits)
+    shares = _Shares(ws, device, bits)
+    budget = shares.budgets()
     whole = tiling.ports(device, bits)
     lanes_cap = int(device.dsp / devices.dsp_per_mac(bits))
     # Traffic at the tilings the engines would pick with the whole
@@ -140,7 +141,7 @@ def _per_layer(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
                  for w, b, p in zip(ws, budget, ports)], 3 * whole.i)
     picked = _pick(ws, budget, ports, bits, lanes_cap)
     latency = timeline.finish_in_order(layers, parsed, picked)
-    balanced = _balanced(ws, budget, picked, device, bits)
+    balanced = shares.balanced(budget, picked)
     if balanced is not None:
         again = _pick(ws, balanced, ports, bits, lanes_cap)
         if again != picked:
@@ -148,7 +149,7 @@ def _per_layer(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
             if late < latency:
                 picked, latency = again, late
     return _pipeline_report(layers, parsed, picked, device, bits, whole,
-                            latency, macs, ports, len(picked))
+                            latency, sum(shares.macs), ports, len(picked))
 
 
 def _pick(ws: list[workload.Workload], budget: list[_Budget | None],
@@ -176,42 +177,55 @@ def _pipeline_report(layers: Sequence[dict],
                    engines=engines)
 
 
-def _budgets(ws: list[workload.Workload], device: devices.FpgaDevice,
-             bits: int, weights: Sequence[float] | None = None
-             ) -> tuple[list[_Budget | None], int]:
-    """Per engine, its share; and the network's MACs.
+class _Shares:
+    """Splits a network's resources over its conv engines.
 
-    Minimums first, the rest by `weights` (default: MACs). A stream pass
-    needs no share: None.
+    What the split needs of the network (its conv engines, their
+    minimums) is worked out once and serves both rounds of _per_layer.
     """
-    dpm = devices.dsp_per_mac(bits)
-    conv = [i for i, w in enumerate(ws) if w.kind == "conv"]
-    macs, least_bram = zip(*[_needs(ws[i], bits) for i in conv]) if conv \
-        else ((), ())
-    by = macs if weights is None else weights
-    dsp_share = split(by, device.dsp, [math.ceil(dpm)] * len(conv), "DSP")
-    bram_share = split(by, memory.blocks(device), least_bram, "BRAM18")
-    lut_share = split(by, device.lutram, [0] * len(conv), "LUTRAM LUTs")
-    budget: list[_Budget | None] = [None] * len(ws)
-    for i, d, b, u in zip(conv, dsp_share, bram_share, lut_share):
-        budget[i] = _Budget(int(d / dpm), b, u)
-    return budget, sum(macs)
 
+    __slots__ = ("conv", "macs", "dpm", "engines", "resources")
 
-def _balanced(ws: list[workload.Workload], budget: list[_Budget | None],
-              picked: list[tiling.Choice], device: devices.FpgaDevice,
-              bits: int) -> list[_Budget | None] | None:
-    """Shares by lane-cycles (cycles x lanes) at the first split.
+    def __init__(self, ws: list[workload.Workload],
+                 device: devices.FpgaDevice, bits: int) -> None:
+        self.dpm = devices.dsp_per_mac(bits)
+        self.conv = [i for i, w in enumerate(ws) if w.kind == "conv"]
+        needs = [_needs(ws[i], bits) for i in self.conv]
+        self.macs = [m for m, _ in needs]
+        self.engines = len(ws)
+        n = len(self.conv)
+        # Per resource: the device's total, each engine's minimum, its name.
+        self.resources = (
+            (device.dsp, [math.ceil(self.dpm)] * n, "DSP"),
+            (memory.blocks(device), [b for _, b in needs], "BRAM18"),
+            (device.lutram, [0] * n, "LUTRAM LUTs"))
 
-    An engine that took longer than its MACs' worth gets more, one that
-    finished early gives some back: the stage times even out. None when
-    there is nothing to balance.
-    """
-    need = [c.cycles * b.lanes for c, b in zip(picked, budget)
-            if b is not None]
-    if len(need) < 2:
-        return None
-    return _budgets(ws, device, bits, need)[0]
+    def budgets(self, weights: Sequence[float] | None = None
+                ) -> list[_Budget | None]:
+        """Per engine, its share: minimums first, the rest by `weights`.
+
+        Weights default to the MACs; a stream pass needs no share: None.
+        """
+        by = self.macs if weights is None else weights
+        dsp, bram, luts = [split(by, *r) for r in self.resources]
+        dpm = self.dpm
+        budget: list[_Budget | None] = [None] * self.engines
+        for i, d, b, u in zip(self.conv, dsp, bram, luts):
+            budget[i] = _Budget(int(d / dpm), b, u)
+        return budget
+
+    def balanced(self, budget: list[_Budget | None],
+                 picked: list[tiling.Choice]) -> list[_Budget | None] | None:
+        """Shares by lane-cycles (cycles x lanes) at the first split.
+
+        An engine that took longer than its MACs' worth gets more, one
+        that finished early gives some back: the stage times even out.
+        None when there is nothing to balance.
+        """
+        if len(self.conv) < 2:
+            return None
+        return self.budgets([picked[i].cycles * budget[i].lanes
+                             for i in self.conv])
 
 
 @functools.lru_cache(maxsize=4096)
