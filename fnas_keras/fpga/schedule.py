@@ -86,15 +86,24 @@ def split(weights: Sequence[int], total: int, minimum: Sequence[int],
     Raises:
         ResourceError: the minimums alone exceed the total.
     """
+    rest, norm = _rest(total, minimum, what), sum(weights)
+    if norm <= 0:
+        return list(minimum)
+    return [m + int(rest * w // norm) for m, w in zip(minimum, weights)]
+
+
+def _rest(total: int, minimum: Sequence[int], what: str) -> int:
+    """What is left of `total` after the minimums.
+
+    Raises:
+        ResourceError: the minimums alone exceed the total.
+    """
     need = sum(minimum)
     if need > total:
         raise tiling.ResourceError(
             f"{len(minimum)} engines need at least {need} {what}; the device"
             f" has {total}")
-    rest, norm = total - need, sum(weights)
-    if norm <= 0:
-        return list(minimum)
-    return [m + int(rest * w // norm) for m, w in zip(minimum, weights)]
+    return total - need
 
 
 def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
@@ -194,11 +203,13 @@ class _Shares:
         self.macs = [m for m, _ in needs]
         self.engines = len(ws)
         n = len(self.conv)
-        # Per resource: the device's total, each engine's minimum, its name.
-        self.resources = (
-            (device.dsp, [math.ceil(self.dpm)] * n, "DSP"),
-            (memory.blocks(device), [b for _, b in needs], "BRAM18"),
-            (device.lutram, [0] * n, "LUTRAM LUTs"))
+        # Per resource (DSP, pool BRAM18, LUTRAM LUTs): what is left after
+        # the minimums, and each engine's minimum.
+        self.resources = [
+            (_rest(total, least, what), least) for total, least, what in (
+                (device.dsp, [math.ceil(self.dpm)] * n, "DSP"),
+                (memory.blocks(device), [b for _, b in needs], "BRAM18"),
+                (device.lutram, [0] * n, "LUTRAM LUTs"))]
 
     def budgets(self, weights: Sequence[float] | None = None
                 ) -> list[_Budget | None]:
@@ -207,11 +218,19 @@ class _Shares:
         Weights default to the MACs; a stream pass needs no share: None.
         """
         by = self.macs if weights is None else weights
-        dsp, bram, luts = [split(by, *r) for r in self.resources]
+        norm = sum(by)
+        if norm <= 0:  # the minimums alone, as split gives them
+            by, norm = [0] * len(self.conv), 1
+        (dsp, least_dsp), (bram, least_bram), (luts, least_luts) = \
+            self.resources
         dpm = self.dpm
         budget: list[_Budget | None] = [None] * self.engines
-        for i, d, b, u in zip(self.conv, dsp, bram, luts):
-            budget[i] = _Budget(int(d / dpm), b, u)
+        # split() of each resource, the three in one pass.
+        for i, w, d, b, u in zip(self.conv, by, least_dsp, least_bram,
+                                 least_luts):
+            budget[i] = _Budget(int((d + int(dsp * w // norm)) / dpm),
+                                b + int(bram * w // norm),
+                                u + int(luts * w // norm))
         return budget
 
     def balanced(self, budget: list[_Budget | None],
