@@ -86,15 +86,24 @@ def split(weights: Sequence[int], total: int, minimum: Sequence[int],
     Raises:
         ResourceError: the minimums alone exceed the total.
     """
+    rest, norm = _rest(total, minimum, what), sum(weights)
+    if norm <= 0:
+        return list(minimum)
+    return [m + int(rest * w // norm) for m, w in zip(minimum, weights)]
+
+
+def _rest(total: int, minimum: Sequence[int], what: str) -> int:
+    """What is left of `total` after the minimums.
+
+    Raises:
+        ResourceError: the minimums alone exceed the total.
+    """
     need = sum(minimum)
     if need > total:
         raise tiling.ResourceError(
             f"{len(minimum)} engines need at least {need} {what}; the device"
             f" has {total}")
-    rest, norm = total - need, sum(weights)
-    if norm <= 0:
-        return list(minimum)
-    return [m + int(rest * w // norm) for m, w in zip(minimum, weights)]
+    return total - need
 
 
 def pipelined(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
@@ -128,7 +137,8 @@ def _per_layer(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
                ws: list[workload.Workload], device: devices.FpgaDevice,
                bits: int) -> report.LatencyReport:
     """An engine per workload, resources split by MACs, then balanced."""
-    budget, macs = _budgets(ws, device, bits)
+    shares = _Shares(ws, device, bits)
+    budget = shares.budgets()
     whole = tiling.ports(device, bits)
     lanes_cap = int(device.dsp / devices.dsp_per_mac(bits))
     # Traffic at the tilings the engines would pick with the whole
@@ -140,7 +150,7 @@ def _per_layer(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
                  for w, b, p in zip(ws, budget, ports)], 3 * whole.i)
     picked = _pick(ws, budget, ports, bits, lanes_cap)
     latency = timeline.finish_in_order(layers, parsed, picked)
-    balanced = _balanced(ws, budget, picked, device, bits)
+    balanced = shares.balanced(budget, picked)
     if balanced is not None:
         again = _pick(ws, balanced, ports, bits, lanes_cap)
         if again != picked:
@@ -148,7 +158,7 @@ def _per_layer(layers: Sequence[dict], parsed: Sequence[workload.Parsed],
             if late < latency:
                 picked, latency = again, late
     return _pipeline_report(layers, parsed, picked, device, bits, whole,
-                            latency, macs, ports, len(picked))
+                            latency, sum(shares.macs), ports, len(picked))
 
 
 def _pick(ws: list[workload.Workload], budget: list[_Budget | None],
@@ -176,42 +186,65 @@ def _pipeline_report(layers: Sequence[dict],
                    engines=engines)
 
 
-def _budgets(ws: list[workload.Workload], device: devices.FpgaDevice,
-             bits: int, weights: Sequence[float] | None = None
-             ) -> tuple[list[_Budget | None], int]:
-    """Per engine, its share; and the network's MACs.
+class _Shares:
+    """Splits a network's resources over its conv engines.
 
-    Minimums first, the rest by `weights` (default: MACs). A stream pass
-    needs no share: None.
+    What the split needs of the network (its conv engines, their
+    minimums) is worked out once and serves both rounds of _per_layer.
     """
-    dpm = devices.dsp_per_mac(bits)
-    conv = [i for i, w in enumerate(ws) if w.kind == "conv"]
-    macs, least_bram = zip(*[_needs(ws[i], bits) for i in conv]) if conv \
-        else ((), ())
-    by = macs if weights is None else weights
-    dsp_share = split(by, device.dsp, [math.ceil(dpm)] * len(conv), "DSP")
-    bram_share = split(by, memory.blocks(device), least_bram, "BRAM18")
-    lut_share = split(by, device.lutram, [0] * len(conv), "LUTRAM LUTs")
-    budget: list[_Budget | None] = [None] * len(ws)
-    for i, d, b, u in zip(conv, dsp_share, bram_share, lut_share):
-        budget[i] = _Budget(int(d / dpm), b, u)
-    return budget, sum(macs)
 
+    __slots__ = ("conv", "macs", "dpm", "engines", "resources")
 
-def _balanced(ws: list[workload.Workload], budget: list[_Budget | None],
-              picked: list[tiling.Choice], device: devices.FpgaDevice,
-              bits: int) -> list[_Budget | None] | None:
-    """Shares by lane-cycles (cycles x lanes) at the first split.
+    def __init__(self, ws: list[workload.Workload],
+                 device: devices.FpgaDevice, bits: int) -> None:
+        self.dpm = devices.dsp_per_mac(bits)
+        self.conv = [i for i, w in enumerate(ws) if w.kind == "conv"]
+        needs = [_needs(ws[i], bits) for i in self.conv]
+        self.macs = [m for m, _ in needs]
+        self.engines = len(ws)
+        n = len(self.conv)
+        # Per resource (DSP, pool BRAM18, LUTRAM LUTs): what is left after
+        # the minimums, and each engine's minimum.
+        self.resources = [
+            (_rest(total, least, what), least) for total, least, what in (
+                (device.dsp, [math.ceil(self.dpm)] * n, "DSP"),
+                (memory.blocks(device), [b for _, b in needs], "BRAM18"),
+                (device.lutram, [0] * n, "LUTRAM LUTs"))]
 
-    An engine that took longer than its MACs' worth gets more, one that
-    finished early gives some back: the stage times even out. None when
-    there is nothing to balance.
-    """
-    need = [c.cycles * b.lanes for c, b in zip(picked, budget)
-            if b is not None]
-    if len(need) < 2:
-        return None
-    return _budgets(ws, device, bits, need)[0]
+    def budgets(self, weights: Sequence[float] | None = None
+                ) -> list[_Budget | None]:
+        """Per engine, its share: minimums first, the rest by `weights`.
+
+        Weights default to the MACs; a stream pass needs no share: None.
+        """
+        by = self.macs if weights is None else weights
+        norm = sum(by)
+        if norm <= 0:  # the minimums alone, as split gives them
+            by, norm = [0] * len(self.conv), 1
+        (dsp, least_dsp), (bram, least_bram), (luts, least_luts) = \
+            self.resources
+        dpm = self.dpm
+        budget: list[_Budget | None] = [None] * self.engines
+        # split() of each resource, the three in one pass.
+        for i, w, d, b, u in zip(self.conv, by, least_dsp, least_bram,
+                                 least_luts):
+            budget[i] = _Budget(int((d + int(dsp * w // norm)) / dpm),
+                                b + int(bram * w // norm),
+                                u + int(luts * w // norm))
+        return budget
+
+    def balanced(self, budget: list[_Budget | None],
+                 picked: list[tiling.Choice]) -> list[_Budget | None] | None:
+        """Shares by lane-cycles (cycles x lanes) at the first split.
+
+        An engine that took longer than its MACs' worth gets more, one
+        that finished early gives some back: the stage times even out.
+        None when there is nothing to balance.
+        """
+        if len(self.conv) < 2:
+            return None
+        return self.budgets([picked[i].cycles * budget[i].lanes
+                             for i in self.conv])
 
 
 @functools.lru_cache(maxsize=4096)
