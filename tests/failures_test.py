@@ -186,7 +186,7 @@ def test_nan_weights_with_a_finite_loss_fail_the_trial(tmp_path, monkeypatch):
     trials = list(tuner.oracle.trials.values())
     units = sorted(t.hyperparameters.values["units"] for t in trials)
     assert units == [4, 8], "each architecture is tried once, not retried"
-    penalty = reward.rejected(tuner.oracle.reward_rule, math.inf, 1)
+    penalty = reward.failed(tuner.oracle.reward_rule)
     for trial in trials:
         assert trial.status == "FAILED"
         assert "nan_gradient/w has 1 non-finite value " in trial.message

@@ -155,7 +155,7 @@ def fit(layer, x):
 def test_nan_weights_with_a_finite_loss_fail_the_child():
     x = images() + 1.0
     with pytest.raises(kt.errors.FailedTrialError) as error:
-        fit(NanGradient(), x)
+        fit(NanGradient(name="nan_gradient"), x)
     text = str(error.value)
     assert "weight sequential/nan_gradient/w has 1 non-finite value " in text
     assert "whatever its loss says" in text
