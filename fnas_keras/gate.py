@@ -22,7 +22,9 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from fnas_keras import constraint as constraint_module
 from fnas_keras import fpga
+from fnas_keras import validation
 
 Gate = Callable[[dict], "fpga.LatencyReport | None"]
 
@@ -35,6 +37,51 @@ def metric(trial, name: str) -> float | None:
     if not trial.metrics.exists(name):
         return None
     return trial.metrics.get_last_value(name)
+
+
+class Settings(NamedTuple):
+    """What a tuner's hardware arguments come to."""
+
+    device: fpga.FpgaDevice | None
+    latency_spec_ms: float | None
+    enforce_spec: bool
+    constraint: constraint_module.LatencyConstraint | None
+
+
+def settings(
+    device: "str | fpga.FpgaDevice | None",
+    latency_spec_ms: float | None,
+    *,
+    bits: int,
+    mapping: str,
+    enforce_spec: bool | None,
+    input_shape: Sequence[int] | None,
+) -> Settings:
+    """Checks a tuner's hardware arguments and builds its latency gate.
+
+    With no device there is no gate; with a device and no spec, latency is
+    measured and no child is rejected.
+
+    Raises:
+        ValueError: A spec without a device, an unknown device, bits or
+            mapping, or a spec that is not a finite number > 0.
+    """
+    if latency_spec_ms is not None and device is None:
+        raise ValueError(
+            f"latency_spec_ms={latency_spec_ms} needs a device to model "
+            f"latency on; known devices: {', '.join(fpga.devices())}"
+        )
+    dev = None if device is None else fpga.device(device)
+    spec = None
+    if latency_spec_ms is not None:
+        spec = validation.positive_number("latency_spec_ms", latency_spec_ms)
+    enforce = spec is not None if enforce_spec is None else bool(enforce_spec)
+    gate = None
+    if dev is not None:
+        gate = constraint_module.LatencyConstraint(
+            dev, spec, bits=bits, mapping=mapping, input_shape=input_shape
+        )
+    return Settings(dev, spec, enforce, gate)
 
 
 class Verdict(NamedTuple):

@@ -42,7 +42,6 @@ from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.tuners import bayesian
 from keras_tuner.src.tuners import gridsearch
 
-from fnas_keras import constraint as constraint_module
 from fnas_keras import fpga
 from fnas_keras import gate as gate_module
 from fnas_keras import oracle as oracle_module
@@ -176,24 +175,11 @@ class GatedTuner(keras_tuner.Tuner):
         display: str = "table",
         overwrite: bool = False,
     ) -> None:
-        if latency_spec_ms is not None and device is None:
-            raise ValueError(
-                f"latency_spec_ms={latency_spec_ms} needs a device to model "
-                f"latency on; known devices: {', '.join(fpga.devices())}"
-            )
-        self.device = None if device is None else fpga.device(device)
-        self.latency_spec_ms = oracle_module.checked_spec(latency_spec_ms)
-        self.enforce_spec = (
-            self.latency_spec_ms is not None
-            if enforce_spec is None
-            else bool(enforce_spec)
+        (self.device, self.latency_spec_ms, self.enforce_spec,
+         self.constraint) = gate_module.settings(
+            device, latency_spec_ms, bits=bits, mapping=mapping,
+            enforce_spec=enforce_spec, input_shape=input_shape,
         )
-        self.constraint = None
-        if self.device is not None:
-            self.constraint = constraint_module.LatencyConstraint(
-                self.device, self.latency_spec_ms, bits=bits,
-                mapping=mapping, input_shape=input_shape,
-            )
         self._input_shape = gate_module.shape_or_none(input_shape)
         self._resume = not overwrite
         self._gate_options = {

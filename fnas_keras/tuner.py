@@ -13,7 +13,6 @@ import keras_tuner
 import numpy as np
 
 from fnas_keras import checkpoint
-from fnas_keras import constraint as constraint_module
 from fnas_keras import deploy
 from fnas_keras import finiteness
 from fnas_keras import fpga
@@ -135,27 +134,11 @@ class FNAS(keras_tuner.Tuner):
                                            bits)
         self.fixed_point = bool(fixed_point)
         self.fixed_point_examples = fixed_point_examples
-        if latency_spec_ms is not None and device is None:
-            raise ValueError(
-                f"latency_spec_ms={latency_spec_ms} needs a device to model "
-                f"latency on; known devices: {', '.join(fpga.devices())}"
-            )
-        self.device = None if device is None else fpga.device(device)
-        self.latency_spec_ms = oracle_module.checked_spec(latency_spec_ms)
-        self.enforce_spec = (
-            self.latency_spec_ms is not None
-            if enforce_spec is None
-            else bool(enforce_spec)
+        (self.device, self.latency_spec_ms, self.enforce_spec,
+         self.constraint) = gate.settings(
+            device, latency_spec_ms, bits=bits, mapping=mapping,
+            enforce_spec=enforce_spec, input_shape=input_shape,
         )
-        self.constraint = None
-        if self.device is not None:
-            self.constraint = constraint_module.LatencyConstraint(
-                self.device,
-                self.latency_spec_ms,
-                bits=bits,
-                mapping=mapping,
-                input_shape=input_shape,
-            )
         self._input_shape = gate.shape_or_none(input_shape)
         # keras-tuner resumes only once tuner0.json exists (first written
         # when a trial ends); FNAS resumes from oracle.json too.
