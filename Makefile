@@ -14,7 +14,7 @@ $(STAMP): setup.py setup.cfg pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) benchmarks/search.py --deploy
+	$(PY) benchmarks/search.py --max_trials=4 --epochs=4 --deploy --deploy_examples=50
 
 test: $(STAMP)
 	$(PY) -m ruff check fnas_keras benchmarks tests
