@@ -116,7 +116,8 @@ def search_progress(oracle) -> str:
 
     Args:
         oracle: An FNASOracle (its trials, max_trials, num_rejected,
-            trial_times and episodes_left()).
+            trial_times and episodes_left()), or a gated tuner's oracle,
+            which has no fit times or episode limit: no time estimate then.
 
     Returns:
         A line such as "3/8 trials done, 17 children judged, 14 rejected
@@ -125,14 +126,15 @@ def search_progress(oracle) -> str:
     running = trial_module.TrialStatus.RUNNING
     statuses = [t.status for t in oracle.trials.values()]
     done = sum(status != running for status in statuses)
-    fits = [end - start for start, end in oracle.trial_times.values()
-            if end is not None]
+    times = getattr(oracle, "trial_times", {})
+    fits = [end - start for start, end in times.values() if end is not None]
+    episodes_left = getattr(oracle, "episodes_left", lambda: None)
     return progress_line(
         done=done, max_trials=oracle.max_trials,
         rejected=oracle.num_rejected, judged=oracle.num_rejected
         + len(statuses), fit_seconds=fits,
         running=statuses.count(running),
-        episodes_left=oracle.episodes_left(),
+        episodes_left=episodes_left(),
     )
 
 

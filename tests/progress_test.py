@@ -65,3 +65,12 @@ def test_search_progress_reads_the_oracle():
     assert progress.search_progress(oracle) == (
         "2/5 trials done, 10 children judged, 7 rejected (70%), "
         "about 22s left")
+
+
+def test_a_gated_oracle_without_fit_times_gets_counts_only():
+    oracle = types.SimpleNamespace(
+        trials={"0": types.SimpleNamespace(status="COMPLETED")},
+        max_trials=3, num_rejected=1,
+    )
+    assert progress.search_progress(oracle) == (
+        "1/3 trials done, 2 children judged, 1 rejected (50%)")
