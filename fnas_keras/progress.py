@@ -138,8 +138,8 @@ def search_progress(oracle) -> str:
     )
 
 
-def progress_line(*, done: int, max_trials: int, judged: int, rejected: int,
-                  fit_seconds: list[float], running: int = 0,
+def progress_line(*, done: int, max_trials: int | None, judged: int,
+                  rejected: int, fit_seconds: list[float], running: int = 0,
                   episodes_left: int | None = None) -> str:
     """The progress line of `search_progress`, from plain numbers.
 
@@ -157,9 +157,13 @@ def progress_line(*, done: int, max_trials: int, judged: int, rejected: int,
         episodes_left: Children max_episodes still allows, or None.
     """
     rate = rejected / judged if judged else 0.0
-    parts = [f"{done}/{max_trials} trials done",
+    # Hyperband has no max_trials: its budget is in epochs, not children.
+    total = "" if max_trials is None else f"/{max_trials}"
+    parts = [f"{done}{total} trials done",
              f"{judged} {'child' if judged == 1 else 'children'} judged",
              f"{rejected} rejected ({rate:.0%})"]
+    if max_trials is None:
+        return ", ".join(parts)
     left = max(0, max_trials - done)
     if episodes_left is not None:
         left = min(left, episodes_left + running)

@@ -74,3 +74,11 @@ def test_a_gated_oracle_without_fit_times_gets_counts_only():
     )
     assert progress.search_progress(oracle) == (
         "1/3 trials done, 2 children judged, 1 rejected (50%)")
+
+
+def test_no_max_trials_gives_no_total_and_no_estimate():
+    # Hyperband's oracle has max_trials=None: its budget is epochs.
+    assert progress.progress_line(
+        done=2, max_trials=None, judged=3, rejected=1,
+        fit_seconds=[10.0, 20.0]) == (
+        "2 trials done, 3 children judged, 1 rejected (33%)")
